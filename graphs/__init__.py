@@ -1,0 +1,1 @@
+"""The shipped workflow files (graphs/ in the repository)."""

@@ -1,0 +1,77 @@
+"""The execute node: a scheduler that starts each subproblem the moment its dependencies finish.
+
+Why not one `Send` per ready subproblem? LangGraph's supersteps are barriers: a subproblem whose
+dependencies finished early would wait for the slowest unrelated branch. Here every subproblem
+is a LangGraph `@task` (LangGraph's own push mechanism), called up front in plan order and
+waiting inside for its dependencies, so:
+
+- wall time follows the critical path (measured by benchmarks/critical_path.py);
+- each finished subproblem is checkpointed as a pending write the moment it lands;
+- call order is the plan order on every attempt, so a resumed run gets each finished
+  subproblem back from the checkpoint instead of paying for it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from langgraph.func import task as langgraph_task
+from langgraph.runtime import Runtime
+
+from ..errors import OrchestratorError, RunError
+from .context import RunContext
+from .solve import solve
+from .state import RunState, SubproblemSpec
+
+
+class DependencyFailed(RunError):
+    """A subproblem cannot run because one it depends on failed."""
+
+
+async def execute_node(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    plan = [SubproblemSpec.from_dict(d) for d in state["plan"]]
+    loop = asyncio.get_running_loop()
+    answers: dict[str, asyncio.Future[str]] = {s.id: loop.create_future() for s in plan}
+    slots = asyncio.Semaphore(ctx.spec.limits.concurrency)
+    task_text = state["task"]
+
+    async def run_one(sid: str) -> dict[str, Any]:
+        sub = by_id[sid]
+        inputs = {dep: await answers[dep] for dep in sub.depends_on}
+        async with slots:
+            return await solve(ctx, task_text, sub, inputs)
+
+    by_id = {s.id: s for s in plan}
+    solve_task = langgraph_task(name="solve")(run_one)
+    futures = {asyncio.ensure_future(solve_task(sub.id)): sub.id for sub in plan}
+
+    results: dict[str, dict[str, Any]] = {}
+    calls: list[dict[str, Any]] = []
+    first_error: BaseException | None = None
+    pending = set(futures)
+    while pending:
+        finished, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        for future in finished:
+            sid = futures[future]
+            error = future.exception()
+            if error is None:
+                result = dict(future.result())
+                calls.extend(result.pop("calls"))
+                results[sid] = result
+                answers[sid].set_result(result["output"])
+                continue
+            # Dependents fail fast; unrelated subproblems already running are paid for, so
+            # they finish and are checkpointed for a resume.
+            answers[sid].set_exception(DependencyFailed(f"dependency {sid} failed"))
+            if first_error is None or isinstance(first_error, DependencyFailed):
+                first_error = error
+    for future in answers.values():
+        if future.done() and not future.cancelled():
+            future.exception()  # mark retrieved: dependents may never have awaited it
+    if first_error is not None:
+        if isinstance(first_error, OrchestratorError):
+            raise first_error
+        raise RunError(f"a subproblem failed: {first_error!r}") from first_error
+    return {"results": results, "calls": calls}

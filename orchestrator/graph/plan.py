@@ -1,0 +1,156 @@
+"""The plan node: ask for a Plan, validate it as a DAG, repair, re-plan, or fall back."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from langgraph.runtime import Runtime
+from pydantic import ValidationError
+
+from .. import prompts
+from ..errors import PlanError
+from ..events import PlannedItem, PlanReady
+from ..models.base import Message, ResponseFormat
+from .context import RunContext, emit, emit_calls
+from .state import Plan, RunState, SubproblemSpec, plan_json_schema
+
+MAX_REPLANS = 2
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A plan after validation: the runnable subproblems, or the reasons it cannot run."""
+
+    subproblems: tuple[SubproblemSpec, ...]
+    errors: tuple[str, ...]
+    repairs: tuple[str, ...]
+
+
+def parse_plan(content: str) -> Plan | str:
+    """The Plan in a model's answer, or a one-line reason it is not one."""
+    try:
+        return Plan.model_validate(json.loads(content))
+    except json.JSONDecodeError as exc:
+        return f"the answer is not valid JSON ({exc.msg} at character {exc.pos})"
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        return f"the plan does not match the format: {where}: {first['msg']}"
+
+
+def check_plan(plan: Plan, max_subproblems: int) -> Checked:
+    """Validate a plan as a DAG. Unknown and self dependencies are dropped (a repair); duplicate
+    ids, emptiness, too many subproblems and cycles make it invalid."""
+    errors: list[str] = []
+    repairs: list[str] = []
+    items = plan.subproblems
+    if not items:
+        errors.append("the plan has no subproblems")
+    if len(items) > max_subproblems:
+        errors.append(f"the plan has {len(items)} subproblems; the limit is {max_subproblems}")
+    ids = [s.id for s in items]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        errors.append(f"duplicate subproblem ids: {', '.join(duplicates)}")
+    known = set(ids)
+    specs: list[SubproblemSpec] = []
+    for s in items:
+        deps: list[str] = []
+        for dep in s.depends_on:
+            if dep == s.id:
+                repairs.append(f"dropped {s.id}'s dependency on itself")
+            elif dep not in known:
+                repairs.append(f"dropped {s.id}'s dependency on unknown id '{dep}'")
+            elif dep not in deps:
+                deps.append(dep)
+        specs.append(SubproblemSpec(s.id, s.kind, s.task, tuple(deps)))
+    if not duplicates and (cycle := find_cycle(specs)):
+        errors.append("dependency cycle: " + " -> ".join(cycle))
+    return Checked(tuple(specs), tuple(errors), tuple(repairs))
+
+
+def find_cycle(specs: list[SubproblemSpec]) -> list[str] | None:
+    """One dependency cycle as a closed path of ids, or None if the graph is acyclic."""
+    deps = {s.id: s.depends_on for s in specs}
+    state: dict[str, int] = {}  # 1: on the current path, 2: finished
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for dep in deps[node]:
+            if state.get(dep) == 1:
+                return [*path[path.index(dep) :], dep]
+            if dep not in state and (found := visit(dep)):
+                return found
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in deps:
+        if node not in state and (found := visit(node)):
+            return found
+    return None
+
+
+def fallback_plan(task: str) -> tuple[SubproblemSpec, ...]:
+    """The plan used when no valid one could be had: the whole task, reasoned about once."""
+    return (SubproblemSpec("s1", "reason", task, ()),)
+
+
+async def plan_node(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    spec = ctx.spec
+    task = state["task"]
+    model = ctx.model_for("plan")
+    limit = spec.limits.max_subproblems
+    fmt = ResponseFormat("plan", plan_json_schema(limit))
+    messages: list[Message] = prompts.load("plan").render(task=task, max_subproblems=str(limit))
+    calls: list[dict[str, Any]] = []
+    problems: list[str] = []
+    checked: Checked | None = None
+    last_answer = ""
+    for attempt in range(MAX_REPLANS + 1):
+        if attempt:
+            messages = [
+                *messages,
+                Message("assistant", last_answer),
+                *prompts.load("replan").render(errors="\n".join(f"- {p}" for p in problems)),
+            ]
+        response = await model.request(messages, purpose="plan", response_format=fmt)
+        last_answer = response.content
+        emit_calls(response.calls)
+        calls.extend(c.to_dict() for c in response.calls)
+        parsed = parse_plan(response.content)
+        if isinstance(parsed, str):
+            problems = [parsed]
+            continue
+        checked = check_plan(parsed, limit)
+        if not checked.errors:
+            break
+        problems = list(checked.errors)
+    if checked is not None and not checked.errors:
+        subproblems = checked.subproblems
+        note = "plan repaired: " + "; ".join(checked.repairs) if checked.repairs else None
+    elif spec.limits.on_plan_failure == "fail":
+        raise PlanError(f"no valid plan after {MAX_REPLANS} re-plans: {'; '.join(problems)}")
+    else:
+        subproblems = fallback_plan(task)
+        note = f"plan replaced by a single subproblem: {'; '.join(problems)}"
+    emit(
+        PlanReady(
+            tuple(
+                PlannedItem(s.id, s.kind, s.task, s.depends_on, *_profile(ctx, s.kind))
+                for s in subproblems
+            ),
+            note,
+        )
+    )
+    return {"plan": [s.to_dict() for s in subproblems], "plan_note": note, "calls": calls}
+
+
+def _profile(ctx: RunContext, kind: str) -> tuple[str, str]:
+    model = ctx.model_for(kind)
+    return model.profile, model.model

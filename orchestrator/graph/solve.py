@@ -1,0 +1,92 @@
+"""Solving one subproblem: route by kind, put the dependencies' answers in the prompt."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from .. import prompts
+from ..errors import OrchestratorError
+from ..events import SubproblemFinished, SubproblemStarted
+from ..models.base import TokenUsage
+from .context import RunContext, emit, emit_calls
+from .state import SubproblemSpec
+
+THINK_INSTRUCTION = (
+    " First write your reasoning inside <think></think> tags, then the answer after the"
+    " closing tag."
+)
+
+
+def dependency_context(sub: SubproblemSpec, answers: Mapping[str, str]) -> str:
+    """The answers (never the traces) of the subproblems `sub` depends on."""
+    if not sub.depends_on:
+        return ""
+    parts = [f"Result of {dep}:\n{answers[dep]}" for dep in sub.depends_on]
+    return "\nResults you can build on:\n" + "\n\n".join(parts) + "\n"
+
+
+async def solve(
+    ctx: RunContext, task: str, sub: SubproblemSpec, answers: Mapping[str, str]
+) -> dict[str, Any]:
+    """Run one subproblem on the profile its kind routes to; return its result record."""
+    model = ctx.model_for(sub.kind)
+    _, profile = ctx.spec.profile_for(sub.kind)
+    think = THINK_INSTRUCTION if profile.effective_think_tags else ""
+    template = prompts.load("solve_reason" if sub.kind == "reason" else "solve_generate")
+    messages = template.render(
+        task=task, subproblem=sub.task, context=dependency_context(sub, answers), think=think
+    )
+    emit(SubproblemStarted(sub.id, sub.kind, model.profile, model.model))
+    started = time.monotonic()
+    result: dict[str, Any] = {
+        "id": sub.id,
+        "kind": sub.kind,
+        "profile": model.profile,
+        "model": model.model,
+    }
+    try:
+        response = await model.request(messages, purpose=f"solve:{sub.id}")
+    except OrchestratorError as exc:
+        emit_calls(exc.calls)
+        usage = sum((c.usage for c in exc.calls), TokenUsage())
+        cost = sum(c.cost_usd for c in exc.calls)
+        emit(
+            SubproblemFinished(
+                sub.id,
+                sub.kind,
+                model.profile,
+                model.model,
+                "failed",
+                "",
+                usage,
+                cost,
+                time.monotonic() - started,
+                exc.message,
+            )
+        )
+        raise
+    emit_calls(response.calls)
+    latency = time.monotonic() - started
+    emit(
+        SubproblemFinished(
+            sub.id,
+            sub.kind,
+            model.profile,
+            model.model,
+            "done",
+            response.content,
+            response.usage,
+            response.cost_usd,
+            latency,
+        )
+    )
+    return {
+        **result,
+        "status": "done",
+        "output": response.content,
+        "trace": response.trace,
+        "latency_s": latency,
+        "calls": [c.to_dict() for c in response.calls],
+    }

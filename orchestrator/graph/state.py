@@ -1,0 +1,102 @@
+"""The run's state as LangGraph sees it, and the plan's shape.
+
+State values are plain JSON-able dicts and lists so any checkpointer can store them; the typed
+views (`SubproblemSpec`, `CallRecord`) are built from them at the edges of each node.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, TypedDict
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Kind = Literal["reason", "generate"]
+
+
+class PlannedSubproblem(BaseModel):
+    """One subproblem as the planner writes it (the Plan format of DESIGN.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1)
+    kind: Kind
+    task: str = Field(min_length=1)
+    depends_on: list[str] = Field(default_factory=list)
+
+
+class Plan(BaseModel):
+    """The planner's structured output."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    subproblems: list[PlannedSubproblem]
+
+
+def plan_json_schema(max_subproblems: int) -> dict[str, Any]:
+    """The schema sent as `response_format`: strict-mode compatible, bounded in length.
+
+    `maxItems` matters for small local models: llama.cpp turns it into a grammar, so the plan
+    cannot ramble on forever.
+    """
+    return {
+        "type": "object",
+        "properties": {
+            "subproblems": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": max_subproblems,
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "string"},
+                        "kind": {"type": "string", "enum": ["reason", "generate"]},
+                        "task": {"type": "string"},
+                        "depends_on": {"type": "array", "items": {"type": "string"}},
+                    },
+                    "required": ["id", "kind", "task", "depends_on"],
+                    "additionalProperties": False,
+                },
+            }
+        },
+        "required": ["subproblems"],
+        "additionalProperties": False,
+    }
+
+
+@dataclass(frozen=True)
+class SubproblemSpec:
+    """A validated subproblem, ready to schedule."""
+
+    id: str
+    kind: Kind
+    task: str
+    depends_on: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "task": self.task,
+            "depends_on": list(self.depends_on),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SubproblemSpec:
+        return cls(data["id"], data["kind"], data["task"], tuple(data["depends_on"]))
+
+
+def _merge(left: dict[str, Any], right: dict[str, Any]) -> dict[str, Any]:
+    return {**left, **right}
+
+
+class RunState(TypedDict, total=False):
+    """What the checkpointer stores for a run."""
+
+    task: str
+    plan: list[dict[str, Any]]  # SubproblemSpec.to_dict() values, in plan order
+    plan_note: str | None  # set when the plan was repaired or replaced
+    results: Annotated[dict[str, dict[str, Any]], _merge]  # subproblem id -> result
+    calls: Annotated[list[dict[str, Any]], operator.add]  # CallRecord.to_dict() values
+    output: str

@@ -1,0 +1,32 @@
+"""The synthesize node: the final answer from the task and every subproblem's answer, streamed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from .. import prompts
+from ..events import AnswerToken
+from .context import RunContext, emit, emit_calls
+from .state import RunState
+
+
+def results_block(state: RunState) -> str:
+    results = state.get("results") or {}
+    parts = []
+    for sub in state["plan"]:
+        result = results.get(sub["id"])
+        if result is not None:
+            parts.append(f"[{sub['id']}] {sub['task']}\n{result['output']}")
+    return "\n\n".join(parts)
+
+
+async def synthesize_node(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    model = runtime.context.model_for("synthesize")
+    messages = prompts.load("synthesize").render(task=state["task"], results=results_block(state))
+    response = await model.request(
+        messages, purpose="synthesize", on_token=lambda text: emit(AnswerToken(text))
+    )
+    emit_calls(response.calls)
+    return {"output": response.content, "calls": [c.to_dict() for c in response.calls]}

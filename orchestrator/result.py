@@ -1,0 +1,135 @@
+"""`RunResult` and `Usage`: what a run produced and what it cost, in the `--json` shape."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .models.base import CallRecord
+
+Status = Literal["completed", "failed", "budget_exceeded"]
+
+
+@dataclass(frozen=True)
+class ProfileUsage:
+    """Every call one profile made in a run, added up."""
+
+    model: str
+    calls: int = 0
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost_usd: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "calls": self.calls,
+            "input_tokens": self.input_tokens,
+            "cached_input_tokens": self.cached_input_tokens,
+            "output_tokens": self.output_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
+            "cost_usd": round(self.cost_usd, 8),
+        }
+
+
+@dataclass(frozen=True)
+class Usage:
+    """A run's cost: the total, and per profile."""
+
+    cost_usd: float = 0.0
+    by_profile: dict[str, ProfileUsage] = field(default_factory=dict)
+
+    @classmethod
+    def from_calls(cls, calls: Iterable[CallRecord]) -> Usage:
+        totals: dict[str, dict[str, Any]] = {}
+        for call in calls:
+            t = totals.setdefault(
+                call.profile,
+                {
+                    "model": call.model,
+                    "calls": 0,
+                    "input_tokens": 0,
+                    "cached_input_tokens": 0,
+                    "output_tokens": 0,
+                    "reasoning_tokens": 0,
+                    "cost_usd": 0.0,
+                },
+            )
+            t["calls"] += 1
+            t["input_tokens"] += call.usage.input_tokens
+            t["cached_input_tokens"] += call.usage.cached_input_tokens
+            t["output_tokens"] += call.usage.output_tokens
+            t["reasoning_tokens"] += call.usage.reasoning_tokens
+            t["cost_usd"] += call.cost_usd
+        by_profile = {name: ProfileUsage(**t) for name, t in totals.items()}
+        return cls(sum(p.cost_usd for p in by_profile.values()), by_profile)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cost_usd": round(self.cost_usd, 8),
+            "by_profile": {name: p.to_dict() for name, p in self.by_profile.items()},
+        }
+
+
+@dataclass(frozen=True)
+class SubproblemResult:
+    """One subproblem as the run left it. `trace` is the model's reasoning, kept apart."""
+
+    id: str
+    kind: str
+    profile: str
+    model: str
+    status: str  # done | failed | pending
+    output: str
+    task: str = ""
+    depends_on: tuple[str, ...] = ()
+    trace: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "profile": self.profile,
+            "model": self.model,
+            "status": self.status,
+            "output": self.output,
+        }
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    type: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"type": self.type, "message": self.message}
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The outcome of a run. `to_dict()` is exactly the `--json` contract of DESIGN.md.
+
+    `plan_note` says when the planner's plan was repaired or replaced (None when it was used
+    as written).
+    """
+
+    run_id: str
+    status: Status
+    output: str
+    subproblems: tuple[SubproblemResult, ...]
+    usage: Usage
+    error: ErrorInfo | None = None
+    plan_note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "status": self.status,
+            "output": self.output,
+            "subproblems": [s.to_dict() for s in self.subproblems],
+            "usage": self.usage.to_dict(),
+            "error": self.error.to_dict() if self.error else None,
+        }

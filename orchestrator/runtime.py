@@ -1,0 +1,228 @@
+"""`Workflow`: the SDK's entry point. Async at its core; `run` wraps `arun`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import time
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+from .errors import RunError, UsageError, UserError
+from .events import (
+    CallFinished,
+    Event,
+    PlanReady,
+    RunFinished,
+    SubproblemFinished,
+)
+from .graph.build import build_graph, mermaid
+from .graph.context import RunContext
+from .models import local
+from .models.base import CallRecord, ChatModel
+from .models.openai import ClientPool, OpenAIChatModel, resolve_endpoint
+from .result import ErrorInfo, RunResult, Status, SubproblemResult, Usage
+from .spec import WorkflowSpec, load_workflow
+
+CHECKPOINTS_FILE = "checkpoints.sqlite"
+
+
+def orchestrator_home() -> Path:
+    """Where checkpoints and the run log live: $ORCHESTRATOR_HOME, else ~/.orchestrator."""
+    return Path(os.environ.get("ORCHESTRATOR_HOME") or Path.home() / ".orchestrator")
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+
+
+class Workflow:
+    """A workflow spec, ready to run tasks.
+
+    `models` replaces the model behind any profile by name (for tests, or any backend that
+    implements `ChatModel`); the rest are connected from the spec when a run starts.
+    """
+
+    def __init__(
+        self,
+        spec: WorkflowSpec,
+        *,
+        models: Mapping[str, ChatModel] | None = None,
+        home: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.spec = spec
+        self._models = dict(models or {})
+        unknown = self._models.keys() - spec.models.keys()
+        if unknown:
+            raise UsageError(f"models given for unknown profiles: {', '.join(sorted(unknown))}")
+        self._home = Path(home) if home is not None else None
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike[str], **kwargs: Any) -> Workflow:
+        return cls(load_workflow(path), **kwargs)
+
+    def __repr__(self) -> str:
+        return f"Workflow({self.spec.name!r})"
+
+    @property
+    def home(self) -> Path:
+        return self._home or orchestrator_home()
+
+    def mermaid(self) -> str:
+        return mermaid(self.spec)
+
+    def run(self, task: str, *, run_id: str | None = None) -> RunResult:
+        """Run a task to the end (blocking). Use `arun` inside an event loop."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self.arun(task, run_id=run_id))
+        raise UsageError("Workflow.run() was called inside a running event loop; use arun()")
+
+    async def arun(self, task: str, *, run_id: str | None = None) -> RunResult:
+        result: RunResult | None = None
+        async for event in self.astream(task, run_id=run_id):
+            if isinstance(event, RunFinished):
+                result = event.result
+        assert result is not None, "astream always ends with RunFinished"
+        return result
+
+    async def astream(self, task: str, *, run_id: str | None = None) -> AsyncIterator[Event]:
+        """Run a task, yielding typed events as they happen; the last is `RunFinished`."""
+        if not task or not task.strip():
+            raise UsageError("the task is empty: give some input text")
+        async for event in self._stream({"task": task}, run_id or new_run_id()):
+            yield event
+
+    async def _connect(self, pool: ClientPool) -> dict[str, ChatModel]:
+        models: dict[str, ChatModel] = dict(self._models)
+        for name, profile in self.spec.models.items():
+            if name in models:
+                continue
+            if profile.provider == "local":
+                base_url = await asyncio.to_thread(local.ensure_started)
+                client = pool.get(base_url, "local")
+            else:
+                base_url, key = resolve_endpoint(name, profile)
+                client = pool.get(base_url, key)
+            models[name] = OpenAIChatModel(name, profile, client, base_url)
+        return models
+
+    async def _stream(
+        self, graph_input: dict[str, Any] | None, run_id: str
+    ) -> AsyncIterator[Event]:
+        self.home.mkdir(parents=True, exist_ok=True)
+        pool = ClientPool()
+        tracker = _Tracker(self.spec)
+        try:
+            context = RunContext(self.spec, await self._connect(pool))
+            async with AsyncSqliteSaver.from_conn_string(str(self.home / CHECKPOINTS_FILE)) as cp:
+                graph = build_graph(cp)
+                config: Any = {"configurable": {"thread_id": run_id}}
+                prior = await graph.aget_state(config)
+                tracker.state = dict(prior.values)
+                tracker.prior_calls = list(tracker.state.get("calls") or [])
+                status: Status = "completed"
+                error: ErrorInfo | None = None
+                try:
+                    async for mode, payload in graph.astream(
+                        graph_input, config, context=context, stream_mode=["custom", "values"]
+                    ):
+                        if mode == "values":
+                            tracker.state = dict(payload)
+                        else:
+                            tracker.see(payload)
+                            yield payload
+                except UserError:
+                    raise
+                except RunError as exc:
+                    status, error = "failed", ErrorInfo(exc.type, exc.message)
+                yield RunFinished(tracker.result(run_id, status, error))
+        finally:
+            await pool.aclose()
+
+
+class _Tracker:
+    """Follows a run's events so a failed run still reports what finished and what it cost."""
+
+    def __init__(self, spec: WorkflowSpec) -> None:
+        self.spec = spec
+        self.state: dict[str, Any] = {}
+        self.prior_calls: list[dict[str, Any]] = []
+        self.calls: list[CallRecord] = []
+        self.plan: PlanReady | None = None
+        self.finished: dict[str, SubproblemFinished] = {}
+
+    def see(self, event: Any) -> None:
+        if isinstance(event, CallFinished):
+            self.calls.append(event.call)
+        elif isinstance(event, PlanReady):
+            self.plan = event
+        elif isinstance(event, SubproblemFinished):
+            self.finished[event.id] = event
+
+    def result(self, run_id: str, status: Status, error: ErrorInfo | None) -> RunResult:
+        if status == "completed":
+            calls = [CallRecord.from_dict(c) for c in self.state.get("calls") or []]
+        else:
+            calls = [CallRecord.from_dict(c) for c in self.prior_calls] + self.calls
+        return RunResult(
+            run_id=run_id,
+            status=status,
+            output=self.state.get("output", "") if status == "completed" else "",
+            subproblems=tuple(self._subproblems()),
+            usage=Usage.from_calls(calls),
+            error=error,
+            plan_note=self.state.get("plan_note") or (self.plan.note if self.plan else None),
+        )
+
+    def _subproblems(self) -> list[SubproblemResult]:
+        results: dict[str, Any] = self.state.get("results") or {}
+        planned = self.state.get("plan") or (
+            [
+                {"id": p.id, "kind": p.kind, "task": p.task, "depends_on": list(p.depends_on)}
+                for p in self.plan.subproblems
+            ]
+            if self.plan
+            else []
+        )
+        out = []
+        for item in planned:
+            sid = item["id"]
+            common = {
+                "id": sid,
+                "kind": item["kind"],
+                "task": item["task"],
+                "depends_on": tuple(item["depends_on"]),
+            }
+            if sid in results:
+                r = results[sid]
+                out.append(
+                    SubproblemResult(
+                        **common,
+                        profile=r["profile"],
+                        model=r["model"],
+                        status=r["status"],
+                        output=r["output"],
+                        trace=r.get("trace"),
+                    )
+                )
+            elif sid in self.finished:
+                f = self.finished[sid]
+                out.append(
+                    SubproblemResult(
+                        **common, profile=f.profile, model=f.model, status=f.status, output=f.output
+                    )
+                )
+            else:
+                profile, spec = self.spec.profile_for(item["kind"])
+                out.append(
+                    SubproblemResult(
+                        **common, profile=profile, model=spec.model, status="pending", output=""
+                    )
+                )
+        return out

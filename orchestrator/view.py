@@ -1,0 +1,105 @@
+"""What the CLI shows people: the live run view and the usage table (rich)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rich.console import Group, RenderableType
+from rich.markdown import Markdown
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from .events import (
+    AnswerToken,
+    CallFinished,
+    Event,
+    PlanReady,
+    SubproblemFinished,
+    SubproblemStarted,
+)
+from .result import Usage
+
+_STATUS_STYLE = {"waiting": "dim", "running": "yellow", "done": "green", "failed": "red"}
+
+
+@dataclass
+class _Row:
+    id: str
+    kind: str
+    task: str
+    profile: str
+    model: str
+    status: str = "waiting"
+    tokens: int = 0
+    cost: float = 0.0
+
+
+@dataclass
+class LiveRun:
+    """The state of the live view, updated event by event."""
+
+    rows: dict[str, _Row] = field(default_factory=dict)
+    note: str | None = None
+    answer: str = ""
+    cost: float = 0.0
+    phase: str = "planning"
+
+    def update(self, event: Event) -> None:
+        if isinstance(event, PlanReady):
+            self.note = event.note
+            self.phase = "solving"
+            for item in event.subproblems:
+                self.rows[item.id] = _Row(item.id, item.kind, item.task, item.profile, item.model)
+        elif isinstance(event, SubproblemStarted) and event.id in self.rows:
+            self.rows[event.id].status = "running"
+        elif isinstance(event, SubproblemFinished) and event.id in self.rows:
+            row = self.rows[event.id]
+            row.status = event.status
+            row.tokens = event.usage.input_tokens + event.usage.output_tokens
+            row.cost = event.cost_usd
+        elif isinstance(event, CallFinished):
+            self.cost += event.call.cost_usd
+        elif isinstance(event, AnswerToken):
+            self.phase = "writing the answer"
+            self.answer += event.text
+
+    def render(self) -> RenderableType:
+        table = Table(title=f"{self.phase} · ${self.cost:.4f} so far", expand=True)
+        for column in ("id", "kind", "profile (model)", "status", "tokens", "cost $"):
+            table.add_column(column, no_wrap=column != "profile (model)")
+        table.add_column("task", ratio=1, overflow="ellipsis", no_wrap=True)
+        for row in self.rows.values():
+            table.add_row(
+                row.id,
+                row.kind,
+                f"{row.profile} ({row.model})",
+                Text(row.status, style=_STATUS_STYLE.get(row.status, "")),
+                str(row.tokens or ""),
+                f"{row.cost:.4f}" if row.status in ("done", "failed") else "",
+                row.task,
+            )
+        parts: list[RenderableType] = [table]
+        if self.note:
+            parts.append(Text(self.note, style="italic yellow"))
+        if self.answer:
+            parts.append(Panel(Markdown(self.answer), title="answer"))
+        return Group(*parts)
+
+
+def usage_table(usage: Usage) -> Table:
+    table = Table(title=f"usage · total ${usage.cost_usd:.6f}")
+    for column in ("profile", "model", "calls", "input", "cached", "output", "reasoning", "cost $"):
+        table.add_column(column, justify="left" if column in ("profile", "model") else "right")
+    for name, p in usage.by_profile.items():
+        table.add_row(
+            name,
+            p.model,
+            str(p.calls),
+            str(p.input_tokens),
+            str(p.cached_input_tokens),
+            str(p.output_tokens),
+            str(p.reasoning_tokens),
+            f"{p.cost_usd:.6f}",
+        )
+    return table

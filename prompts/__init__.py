@@ -1,0 +1,1 @@
+"""The shipped prompt templates (prompts/ in the repository)."""
