@@ -25,44 +25,32 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from orchestrator.errors import SpecError, register_secret
 
-__all__ = [
-    "Limits",
-    "ModelProfile",
-    "Price",
-    "Role",
-    "Roles",
-    "WorkflowSpec",
-    "load_workflow",
-    "parse_workflow",
-    "workflow_json_schema",
-]
-
 Role = Literal["plan", "reason", "generate", "synthesize"]
 Effort = Literal["none", "minimal", "low", "medium", "high", "xhigh"]
 InstructionRole = Literal["system", "developer"]
+Provider = Literal["openai", "local"]  # local: the embedded llama.cpp model
 ROLES: tuple[Role, ...] = ("plan", "reason", "generate", "synthesize")
 _FROZEN = ConfigDict(extra="forbid", frozen=True)
 ProfileName = Annotated[str, pydantic.StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")]
 KeyPath = tuple[str | int, ...]
 
 
-def _ref_error(loc: KeyPath, message: str, value: object) -> InitErrorDetails:
-    return InitErrorDetails(type=PydanticCustomError("reference", message), loc=loc, input=value)
-
-
-def _unknown_profile(ref: str, names: list[str]) -> str:
-    close = difflib.get_close_matches(ref, names, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return f"unknown profile {ref!r}{hint} (profiles: {', '.join(names)})"
+def _ref_error(loc: KeyPath, ref: str, names: list[str], message: str = "") -> InitErrorDetails:
+    """A bad reference to a profile; by default "unknown profile", with a suggestion."""
+    if not message:
+        close = difflib.get_close_matches(ref, names, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        message = f"unknown profile {ref!r}{hint} (profiles: {', '.join(names)})"
+    return InitErrorDetails(type=PydanticCustomError("reference", message), loc=loc, input=ref)
 
 
 class Price(BaseModel):
     """What a profile's model costs, in USD per 1M tokens."""
 
     model_config = _FROZEN
-    input: float = Field(0.0, ge=0, description="USD per 1M input (prompt) tokens.")
-    cached_input: float | None = Field(None, ge=0, description="Cached input; default `input`.")
-    output: float = Field(0.0, ge=0, description="USD per 1M output tokens, reasoning included.")
+    input: float = Field(default=0.0, ge=0, description="USD per 1M input (prompt) tokens.")
+    cached_input: float | None = Field(default=None, ge=0, description="Default: `input`.")
+    output: float = Field(default=0.0, ge=0, description="USD per 1M output tokens.")
 
     @pydantic.model_validator(mode="after")
     def _cached_defaults_to_input(self) -> Price:
@@ -70,54 +58,42 @@ class Price(BaseModel):
             object.__setattr__(self, "cached_input", self.input)
         return self
 
-    @property
-    def cached_input_rate(self) -> float:
-        """`cached_input` as a float (always set after validation)."""
-        return self.input if self.cached_input is None else self.cached_input
-
 
 class ModelProfile(BaseModel):
     """One model behind one endpoint, and how to talk to it."""
 
     model_config = _FROZEN
     model: str = Field(min_length=1, description="The model id sent to the endpoint.")
-    provider: Literal["openai", "local"] = Field(
-        "openai", description="`openai`: any OpenAI-compatible endpoint; `local`: embedded model."
-    )
-    base_url: str | None = Field(None, description="Default: $OPENAI_BASE_URL, else OpenAI's.")
-    api_key: SecretStr | None = Field(None, description="Default: $OPENAI_API_KEY. Use ${VAR}.")
-    reasoning: bool = Field(False, description="A reasoning model (o3, R1...): no temperature.")
-    reasoning_effort: Effort | None = Field(None, description="For reasoning models.")
-    max_output_tokens: int | None = Field(None, gt=0, description="Cap on output tokens.")
-    temperature: float | None = Field(None, ge=0, le=2, description="Not with reasoning: true.")
+    provider: Provider = Field(default="openai", description="`local`: the embedded model.")
+    base_url: str | None = Field(default=None, description="Default: $OPENAI_BASE_URL or OpenAI.")
+    api_key: SecretStr | None = Field(default=None, description="Default: $OPENAI_API_KEY.")
+    reasoning: bool = Field(default=False, description="A reasoning model (o3, R1, ...).")
+    reasoning_effort: Effort | None = Field(default=None, description="For reasoning models.")
+    max_output_tokens: int | None = Field(default=None, gt=0, description="Output token cap.")
+    temperature: float | None = Field(default=None, ge=0, le=2, description="Not for reasoning.")
     instruction_role: InstructionRole | None = Field(
-        None, description="Default: developer for reasoning models on api.openai.com, else system."
+        default=None, description="Default: developer if reasoning on api.openai.com, else system."
     )
     think_tags: bool | None = Field(
-        None, description="Ask for <think>...</think> and parse it; default: local reasoning."
+        default=None, description="Ask for and parse <think>...</think>; default: local reasoning."
     )
-    timeout_s: float = Field(120.0, gt=0, description="Seconds before one call times out.")
-    retries: int = Field(4, ge=0, description="Retries of a call that failed transiently.")
-    fallback: str | None = Field(None, description="Profile to use when this one keeps failing.")
+    timeout_s: float = Field(default=120.0, gt=0, description="Seconds before a call times out.")
+    retries: int = Field(default=4, ge=0, description="Retries of a transient failure.")
+    fallback: str | None = Field(default=None, description="Profile to use when this one fails.")
     price: Price = Field(default_factory=Price, description="USD per 1M tokens.")
 
     @pydantic.field_validator("base_url", "api_key", mode="before")
     @classmethod
-    def _blank_is_unset(cls, value: object) -> object:
-        return None if value == "" else value
-
-    @pydantic.field_validator("base_url", "api_key")
-    @classmethod
     def _check_endpoint(cls, value: object, info: pydantic.ValidationInfo) -> object:
-        if isinstance(value, SecretStr):
-            register_secret(value.get_secret_value())
-        if value is not None and info.data.get("provider") == "local":
-            raise PydanticCustomError(
-                "local_endpoint",
-                "provider: local runs the embedded model; remove {key}",
-                {"key": info.field_name},
-            )
-        if isinstance(value, str) and not value.startswith(("http://", "https://")):
+        if value is None or value == "":
+            return None  # e.g. `${VAR:-}` with VAR unset: resolved later, as if omitted
+        if info.field_name == "api_key":
+            secret = value.get_secret_value() if isinstance(value, SecretStr) else value
+            register_secret(str(secret))
+        if info.data.get("provider") == "local":
+            message = f"provider: local runs the embedded model; remove {info.field_name}"
+            raise PydanticCustomError("local_endpoint", message)
+        if info.field_name == "base_url" and not str(value).startswith(("http://", "https://")):
             raise PydanticCustomError("url", "expected an http:// or https:// URL")
         return value
 
@@ -149,24 +125,24 @@ class Roles(BaseModel):
     """Which profile plays each role. After validation every role names an existing profile."""
 
     model_config = _FROZEN
-    plan: str | None = Field(None, description="Splits the task into subproblems.")
-    reason: str | None = Field(None, description="Solves subproblems routed to reasoning.")
-    generate: str | None = Field(None, description="Solves subproblems routed to generation.")
-    synthesize: str | None = Field(None, description="Writes the final answer from the results.")
+    plan: str | None = Field(default=None, description="Splits the task into subproblems.")
+    reason: str | None = Field(default=None, description="Solves subproblems routed to reasoning.")
+    generate: str | None = Field(default=None, description="Solves the other subproblems.")
+    synthesize: str | None = Field(default=None, description="Writes the final answer.")
 
 
 class Limits(BaseModel):
     """Bounds on one run."""
 
     model_config = _FROZEN
-    concurrency: int = Field(8, ge=1, description="Model calls in flight at once.")
-    max_subproblems: int = Field(16, ge=1, le=64, description="Most subproblems a plan may have.")
-    budget_usd: float | None = Field(None, gt=0, description="Spending cap for the run, in USD.")
+    concurrency: int = Field(default=8, ge=1, description="Model calls in flight at once.")
+    max_subproblems: int = Field(default=16, ge=1, le=64, description="Most subproblems in a plan.")
+    budget_usd: float | None = Field(default=None, gt=0, description="Spending cap, in USD.")
     on_budget: Literal["degrade", "stop"] = Field(
-        "degrade", description="At the cap: `degrade` to cheaper calls, or `stop` the run."
+        default="degrade", description="At the cap: `degrade` to cheaper calls, or `stop` the run."
     )
     on_plan_failure: Literal["fallback", "fail"] = Field(
-        "fallback", description="No valid plan: `fallback` to one subproblem, or `fail`."
+        default="fallback", description="No valid plan: `fallback` to one subproblem, or `fail`."
     )
 
 
@@ -175,7 +151,7 @@ class WorkflowSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, title="orchestrator workflow")
     name: str = Field(min_length=1, description="The workflow's name.")
-    description: str = Field("", description="What the workflow is for.")
+    description: str = Field(default="", description="What the workflow is for.")
     models: dict[ProfileName, ModelProfile] = Field(
         min_length=1, description="Profile name -> model profile."
     )
@@ -193,12 +169,6 @@ class WorkflowSpec(BaseModel):
         name = getattr(self.roles, role)
         return name, self.models[name]
 
-    def _default_profile(self, role: Role) -> str:
-        names = list(self.models)
-        want_reasoning = role in ("plan", "reason")
-        matching = [n for n in names if self.models[n].reasoning == want_reasoning]
-        return matching[0] if matching and len(names) > 1 else names[0]
-
     @pydantic.model_validator(mode="after")
     def _check_references(self) -> WorkflowSpec:
         names = list(self.models)
@@ -206,26 +176,28 @@ class WorkflowSpec(BaseModel):
         for name, profile in self.models.items():
             ref, loc = profile.fallback, ("models", name, "fallback")
             if ref == name:
-                errors.append(_ref_error(loc, "a profile cannot fall back to itself", ref))
+                errors.append(_ref_error(loc, ref, names, "a profile cannot fall back to itself"))
             elif ref is not None and ref not in self.models:
-                errors.append(_ref_error(loc, _unknown_profile(ref, names), ref))
+                errors.append(_ref_error(loc, ref, names))
         for name in names if not errors else []:
             chain, ref = [name], self.models[name].fallback
             while ref is not None and ref not in chain:
                 chain, ref = [*chain, ref], self.models[ref].fallback
             if ref is not None:
                 loop = "fallback loop: " + " -> ".join([*chain, ref])
-                errors.append(_ref_error(("models", name, "fallback"), loop, ref))
+                errors.append(_ref_error(("models", name, "fallback"), ref, names, loop))
                 break
         resolved: dict[str, str] = {}
         for role in ROLES:
             ref = getattr(self.roles, role)
-            if ref is None:
-                resolved[role] = self._default_profile(role)
+            if ref is None:  # the first profile whose `reasoning` suits the role, else the first
+                thinks = role in ("plan", "reason")
+                suits = [n for n in names if self.models[n].reasoning == thinks]
+                resolved[role] = (suits or names)[0]
             elif ref in self.models:
                 resolved[role] = ref
             else:
-                errors.append(_ref_error(("roles", role), _unknown_profile(ref, names), ref))
+                errors.append(_ref_error(("roles", role), ref, names))
         if errors:
             raise ValidationError.from_exception_data(type(self).__name__, errors)
         object.__setattr__(self, "roles", Roles(**resolved))
@@ -272,7 +244,7 @@ class _Builder:
 
     def substitute(self, match: re.Match[str], path: KeyPath) -> str:
         """`${VAR}`, `${VAR:-default}` (used when VAR is unset or empty), `$${` -> `${`."""
-        name, default = match.group("name"), match.group("default")
+        name, default = match["name"], match["default"]
         if match.group(0) == "$${":
             return "${"
         if name is None:
@@ -282,14 +254,15 @@ class _Builder:
         if default is not None and not found:
             return default
         if found is None:
-            message = f"environment variable {name} is not set; set it or write "
-            message += f"${{{name}:-default}}"
-            raise self.fail(message, None, path)
+            write = f"${{{name}:-default}}"
+            raise self.fail(
+                f"environment variable {name} is not set; set it or write {write}", None, path
+            )
         return found
 
     def key(self, node: yaml.Node, path: KeyPath) -> str:
         if isinstance(node, yaml.ScalarNode) and node.tag in _AS_TEXT | _CONSTRUCTED:
-            return node.value  # as written: `yes:` is the key 'yes', not True
+            return str(node.value)  # as written: `yes:` is the key "yes", not True
         raise self.fail("a key must be plain text", node, path)
 
     def mapping(self, node: yaml.MappingNode, path: KeyPath) -> dict[str, Any]:
@@ -313,13 +286,9 @@ class _Builder:
 
 
 def _line_for(path: KeyPath, lines: Mapping[KeyPath, int]) -> int | None:
-    for end in range(len(path), -1, -1):
-        if path[:end] in lines:
-            return lines[path[:end]]
-    return None
+    """The line of `path`, else of its nearest ancestor (a missing key: its parent's line)."""
+    return next((lines[path[:n]] for n in range(len(path), -1, -1) if path[:n] in lines), None)
 
-
-# --- pydantic errors -> one SpecError -------------------------------------------------------------
 
 _MESSAGES = {
     **dict.fromkeys(("float_parsing", "float_type"), "expected a number"),
@@ -337,36 +306,32 @@ _MESSAGES = {
 
 
 def _show(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
     if isinstance(value, dict | list):
         return "a mapping" if isinstance(value, dict) else "a list"
     text = repr(value) if isinstance(value, str) else str(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _model_at(loc: KeyPath) -> type[BaseModel] | None:
-    model: type[BaseModel] = WorkflowSpec
-    parts = list(loc)
-    while parts:
-        field = model.model_fields.get(str(parts.pop(0)))
-        annotation = field.annotation if field else None
-        if get_origin(annotation) is dict and parts:
-            parts.pop(0)  # the key, e.g. a profile name
-            annotation = get_args(annotation)[1]
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-            return None
-        model = annotation
-    return model
+def _fields_at(loc: KeyPath) -> list[str]:
+    """The keys allowed at `loc`, e.g. ("models", "thinker", "price") -> Price's fields."""
+    node: Any = WorkflowSpec
+    for part in loc:
+        if get_origin(node) is dict:
+            node = get_args(node)[1]  # `part` is a key, e.g. a profile name
+        else:
+            field = getattr(node, "model_fields", {}).get(part)
+            node = field.annotation if field else None
+    return list(getattr(node, "model_fields", {}))
 
 
 def _describe(error: Any) -> str:
     kind, loc, value = error["type"], tuple(error["loc"]), error.get("input")
     if kind == "extra_forbidden":
-        key, model = str(loc[-1]), _model_at(loc[:-1])
-        allowed = list(model.model_fields) if model else []
+        key, allowed = str(loc[-1]), _fields_at(loc[:-1])
         close = difflib.get_close_matches(key, allowed, n=1)
         if close:
             return f"unknown key {key!r}; did you mean {close[0]!r}?"
@@ -378,11 +343,7 @@ def _describe(error: Any) -> str:
     if loc == ("models",) and kind == "too_short":
         return "define at least one model profile"
     if kind in _MESSAGES:
-        ctx = {
-            k: int(v) if v == int(v) else v
-            for k, v in (error.get("ctx") or {}).items()
-            if isinstance(v, int | float)
-        } | {k: v for k, v in (error.get("ctx") or {}).items() if not isinstance(v, int | float)}
+        ctx = {k: _show(v) if isinstance(v, float) else v for k, v in error.get("ctx", {}).items()}
         message = _MESSAGES[kind].format(**ctx)
         hint = " (quote it to make it text)" if kind == "string_type" and value is not None else ""
         return f"{message}, got {_show(value)}{hint}"
@@ -397,9 +358,6 @@ def _spec_error(exc: ValidationError, file: str | None, lines: Mapping[KeyPath, 
     (path, line, message), rest = found[0], found[1:]
     others = [str(SpecError(m, file=file, path=p, line=n)) for p, n, m in rest]
     return SpecError("\n".join([message, *others]), file=file, path=path, line=line)
-
-
-# --- public functions -------------------------------------------------------------------------
 
 
 def parse_workflow(
@@ -421,11 +379,9 @@ def parse_workflow(
         raise SpecError("the YAML nests too deeply (an alias inside itself?)", file=file) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        problem = exc.problem or exc.context or "syntax error"
-        if exc.context and exc.problem:
-            problem += f" ({exc.context})"
+        problem = (exc.problem or "syntax error") + (f" ({exc.context})" if exc.context else "")
         line = mark.line + 1 if mark else None
-        if line and "${" in text.splitlines()[line - 1 : line][0]:
+        if line and "${" in "".join(text.splitlines()[line - 1 : line]):
             problem += "; quote values holding ${...} inside {...} or [...]"
         raise SpecError(f"invalid YAML: {problem}", file=file, line=line) from None
     except yaml.YAMLError as exc:
@@ -452,9 +408,9 @@ def _shipped_dirs() -> list[Traversable]:
 def load_workflow(path: str | os.PathLike[str]) -> WorkflowSpec:
     """Load a workflow file, or a shipped workflow by bare name (`quickstart`)."""
     text_path = str(path)
-    source: Path | Traversable = Path(path)
+    source: Traversable = Path(path)
     is_bare = not re.search(r"[/\\.]", text_path)
-    if not source.exists() and is_bare:
+    if is_bare and not Path(path).exists():
         shipped = [d / f"{text_path}.yaml" for d in _shipped_dirs()]
         source = next((f for f in shipped if f.is_file()), source)
     if isinstance(source, Path) and not source.exists():
@@ -482,13 +438,6 @@ def _allow_interpolation(node: Any) -> Any:
     if node.get("type") in ("integer", "number", "boolean") or "enum" in node or "const" in node:
         meta = {k: node.pop(k) for k in ("title", "description", "default") if k in node}
         return {**meta, "anyOf": [node, {"type": "string", "pattern": r"\$\{"}]}
-    if "anyOf" in node:
-        flat: list[Any] = []
-        for member in node["anyOf"]:
-            for part in member["anyOf"] if set(member) == {"anyOf"} else [member]:
-                if part not in flat:
-                    flat.append(part)
-        node["anyOf"] = flat
     if "patternProperties" in node:
         node.setdefault("additionalProperties", False)
     return node

@@ -334,7 +334,17 @@ class FakeOpenAI:
 
     @property
     def requests(self) -> list[Recorded]:
-        """Completed chat requests, in arrival order."""
+        """Completed chat requests, in arrival order.
+
+        A client can read its response a moment before the handler thread records it, so this
+        waits (up to 2 s) for requests in flight to be recorded.
+        """
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            with self._lock:
+                if self._in_flight == 0:
+                    break
+            time.sleep(0.005)
         with self._lock:
             return [self._records[k] for k in sorted(self._records)]
 

@@ -1,0 +1,243 @@
+"""Wall time ÷ critical path of a run, at fixed per-call latencies (DESIGN.md, "Scheduling").
+
+Against tests/fakeserver.py: every subproblem's task carries its latency ("[0.4s] step c1"),
+plan and synthesize calls take PLAN_S and SYNTH_S. Scenarios:
+  (a) five independent subproblems plus a chain s6 -> s7, every call 0.4 s: critical 1.6 s;
+  (b) a 2 s reasoning subproblem beside a chain c1 -> c2 -> c3 -> c4 of 0.4 s steps,
+      plan and synthesize 0.4 s each: critical 0.4 + max(2.0, 1.6) + 0.4 = 2.8 s.
+Also runs, on (b), the baseline we rejected: a LangGraph graph-API scheduler where every
+`solve` returns `Send`s for whatever it sees as ready. Usage: python benchmarks/critical_path.py
+[--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Annotated, Any, TypedDict
+
+import openai
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Send
+
+import orchestrator
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.fakeserver import FakeOpenAI, Recorded  # noqa: E402
+
+PLAN_S = SYNTH_S = 0.4
+REPS = 3
+TARGET = 1.2
+TASK = "Write a short report"
+WORKFLOW = """
+name: critical-path-bench
+models:
+  thinker: {model: think-model, reasoning: true}
+  writer: {model: write-model}
+roles: {plan: writer, reason: thinker, generate: writer, synthesize: writer}
+limits: {concurrency: 16}
+"""
+Sub = dict[str, Any]  # one Plan item: id, kind, task, depends_on
+
+
+def sub(sid: str, latency: float, kind: str = "generate", deps: tuple[str, ...] = ()) -> Sub:
+    return {"id": sid, "kind": kind, "task": f"[{latency}s] step {sid}", "depends_on": list(deps)}
+
+
+SCENARIOS: dict[str, list[Sub]] = {
+    "a: 5 independent + chain of 2, all 0.4 s": [
+        *(sub(f"s{i}", 0.4) for i in range(1, 6)),
+        sub("s6", 0.4),
+        sub("s7", 0.4, deps=("s6",)),
+    ],
+    "b: 2 s reason beside chain of 4 x 0.4 s": [
+        sub("r1", 2.0, kind="reason"),
+        sub("c1", 0.4),
+        *(sub(f"c{i}", 0.4, deps=(f"c{i - 1}",)) for i in range(2, 5)),
+    ],
+}
+_TAG = re.compile(r"\[(\d+(?:\.\d+)?)s\] step (\S+)")
+
+
+def latency_of(sub: Sub) -> float:
+    match = _TAG.match(sub["task"])
+    assert match, sub
+    return float(match.group(1))
+
+
+def critical_path(plan: list[Sub]) -> float:
+    by_id = {s["id"]: s for s in plan}
+    finish: dict[str, float] = {}
+
+    def done_at(sid: str) -> float:
+        if sid not in finish:
+            deps = by_id[sid]["depends_on"]
+            finish[sid] = max((done_at(d) for d in deps), default=0.0) + latency_of(by_id[sid])
+        return finish[sid]
+
+    return PLAN_S + max(done_at(s["id"]) for s in plan) + SYNTH_S
+
+
+def _last_user(body: dict[str, Any]) -> str:
+    return str([m for m in body["messages"] if m.get("role") == "user"][-1]["content"])
+
+
+def _subproblem_tag(user: str) -> re.Match[str] | None:
+    # Dependency answers echo earlier prompts, so only the last "Your subproblem:" counts.
+    return _TAG.search(user.rpartition("Your subproblem:")[2])
+
+
+def classify(body: dict[str, Any]) -> str:
+    """'synthesize', the id of the subproblem a request solves, or '?' (a plan request)."""
+    user = _last_user(body)
+    if user.startswith("Task:") and "\n\nResults:\n" in user:
+        return "synthesize"
+    match = _subproblem_tag(user)
+    return match.group(2) if match else "?"
+
+
+def server_latency(body: dict[str, Any]) -> float:
+    """Seconds the fake server sleeps (plan requests use `server.plan_latency` instead)."""
+    if classify(body) == "synthesize":
+        return SYNTH_S
+    match = _subproblem_tag(_last_user(body))
+    return float(match.group(1)) if match else 0.0
+
+
+def audit(requests: list[Recorded], plan: list[Sub]) -> dict[str, Any]:
+    """Calls per subproblem, repeats, and the worst start delay after its dependencies ended."""
+    kinds = ["plan" if r.is_plan else classify(r.body) for r in requests]
+    counts = Counter(k for k in kinds if k not in ("plan", "synthesize"))
+    ended: dict[str, float] = {}
+    plan_end = max(r.ended for r, k in zip(requests, kinds, strict=True) if k == "plan")
+    lag = 0.0
+    for req, kind in sorted(zip(requests, kinds, strict=True), key=lambda rk: rk[0].started):
+        if kind in counts and kind not in ended:
+            deps = next(s["depends_on"] for s in plan if s["id"] == kind)
+            lag = max(lag, req.started - max([plan_end, *(ended[d] for d in deps)]))
+            ended[kind] = req.ended
+    return {
+        "calls": dict(sorted(counts.items())),
+        "plan_calls": kinds.count("plan"),
+        "synthesize_calls": kinds.count("synthesize"),
+        "repeated_calls": sum(counts.values()) - len(counts),
+        "never_called": sorted({s["id"] for s in plan} - counts.keys()),
+        "max_start_lag_ms": round(lag * 1000, 1),
+    }
+
+
+async def run_orchestrator(plan: list[Sub]) -> None:
+    result = await orchestrator.Workflow(orchestrator.parse_workflow(WORKFLOW)).arun(TASK)
+    if result.status != "completed" or any(s.status != "done" for s in result.subproblems):
+        raise SystemExit(f"orchestrator run did not complete: {result.status} {result.error}")
+
+
+# --- the baseline we rejected: graph-API supersteps, each solve Sends whatever looks ready ---
+class NaiveState(TypedDict, total=False):
+    plan: list[Sub]
+    results: Annotated[dict[str, str], lambda a, b: {**a, **b}]
+
+
+def naive_graph(client: openai.AsyncOpenAI) -> Any:
+    async def ask(model: str, text: str, **extra: Any) -> str:
+        messages = [{"role": "user", "content": text}]
+        reply = await client.chat.completions.create(model=model, messages=messages, **extra)
+        return reply.choices[0].message.content or ""
+
+    async def plan(state: NaiveState) -> NaiveState:
+        schema = {"name": "plan", "schema": {"type": "object"}}
+        fmt = {"type": "json_schema", "json_schema": schema}
+        raw = await ask("write-model", f"Task:\n{TASK}", response_format=fmt)
+        return {"plan": json.loads(raw)["subproblems"], "results": {}}
+
+    async def solve(item: Sub) -> NaiveState:
+        model = "think-model" if item["kind"] == "reason" else "write-model"
+        answer = await ask(model, f"Overall task:\n{TASK}\n\nYour subproblem:\n{item['task']}")
+        return {"results": {item["id"]: answer}}
+
+    async def synthesize(state: NaiveState) -> NaiveState:
+        results = "\n".join(f"[{k}] {v}" for k, v in state["results"].items())
+        await ask("write-model", f"Task:\n{TASK}\n\nResults:\n{results}")
+        return {}
+
+    def dispatch(state: NaiveState) -> list[Send] | str:
+        done = state["results"]
+        if len(done) == len(state["plan"]):
+            return "synthesize"
+        ready = [s for s in state["plan"] if s["id"] not in done]
+        return [Send("solve", s) for s in ready if all(d in done for d in s["depends_on"])]
+
+    graph = StateGraph(NaiveState)
+    graph.add_node("plan", plan)
+    graph.add_node("solve", solve)
+    graph.add_node("synthesize", synthesize)
+    graph.add_edge(START, "plan")
+    graph.add_conditional_edges("plan", dispatch, ["solve", "synthesize"])
+    graph.add_conditional_edges("solve", dispatch, ["solve", "synthesize"])
+    graph.add_edge("synthesize", END)
+    return graph.compile()
+
+
+async def run_naive(plan: list[Sub]) -> None:
+    client = openai.AsyncOpenAI(base_url=os.environ["OPENAI_BASE_URL"], max_retries=0)
+    async with client:
+        await naive_graph(client).ainvoke({}, {"recursion_limit": 100})
+
+
+def measure(server: FakeOpenAI, runner: Any, plan: list[Sub]) -> dict[str, Any]:
+    walls, audits = [], []
+    for _ in range(REPS):
+        server.reset()
+        server.plan_latency = PLAN_S
+        server.set_plan({"subproblems": plan})
+        server.configure_model("think-model", latency=server_latency, reasoning=True)
+        server.configure_model("write-model", latency=server_latency)
+        started = time.monotonic()
+        asyncio.run(runner(plan))
+        walls.append(time.monotonic() - started)
+        audits.append(audit(server.requests, plan))
+        assert not server.schema_errors, server.schema_errors
+    wall, critical = statistics.median(walls), critical_path(plan)
+    worst = max(audits, key=lambda a: (a["repeated_calls"], a["max_start_lag_ms"]))
+    return {"wall_s": round(wall, 3), "critical_s": critical, "ratio": round(wall / critical, 3),
+            "walls_s": [round(w, 3) for w in walls], **worst}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args()
+    rows: dict[str, dict[str, Any]] = {}
+    with FakeOpenAI() as server, tempfile.TemporaryDirectory() as home:
+        os.environ.update(
+            ORCHESTRATOR_HOME=home, OPENAI_BASE_URL=server.base_url, OPENAI_API_KEY="sk-dummy"
+        )
+        for name, plan in SCENARIOS.items():
+            rows[f"orchestrator {name[0]}"] = measure(server, run_orchestrator, plan)
+        rows["naive Send (rejected) b"] = measure(server, run_naive, SCENARIOS[list(SCENARIOS)[1]])
+    if args.json:
+        print(json.dumps({"reps": REPS, "target_ratio": TARGET, "results": rows}, indent=2))
+        return
+    print(f"plan {PLAN_S} s, synthesize {SYNTH_S} s; median of {REPS} runs; target <= {TARGET}x")
+    for name in SCENARIOS:
+        print(f"  {name}")
+    header = f"{'run':<26}{'wall s':>8}{'critical':>9}{'ratio':>7}{'repeats':>8}{'lag ms':>8}"
+    print(header + "  calls per subproblem")
+    for label, r in rows.items():
+        calls = " ".join(f"{k}x{v}" for k, v in r["calls"].items())
+        print(f"{label:<26}{r['wall_s']:>8.3f}{r['critical_s']:>9.1f}{r['ratio']:>6.2f}x"
+              f"{r['repeated_calls']:>8}{r['max_start_lag_ms']:>8.1f}  {calls}")  # fmt: skip
+    print("ratio wall/critical: " + ", ".join(f"{k} {v['ratio']:.2f}x" for k, v in rows.items()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""One end-to-end run on the real embedded model (llama.cpp + SmolLM2-135M): seconds, no key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from orchestrator import Workflow
+from orchestrator.models import local
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_quickstart_on_the_embedded_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # must not be used
+    workflow = Workflow.from_yaml(REPO / "graphs" / "quickstart.yaml", home=tmp_path)
+    result = workflow.run("Name two primary colours, in one sentence.")
+    assert result.status == "completed", result.error
+    assert result.output.strip()
+    assert "<think>" not in result.output and "</think>" not in result.output
+    assert all(s.status == "done" for s in result.subproblems) and result.subproblems
+    calls = sum(p.calls for p in result.usage.by_profile.values())
+    assert calls >= 3  # plan, at least one subproblem, synthesize
+    assert all(p.model == "smollm2" and p.input_tokens > 0 for p in result.usage.by_profile.values())
+    assert result.usage.cost_usd == 0.0  # no price given: free
+    # One server for every local profile in the process, on loopback.
+    url = local.ensure_started()
+    assert urlparse(url).hostname == "127.0.0.1"
+    assert local.ensure_started() == url
