@@ -32,7 +32,12 @@ from langgraph.types import Send
 import orchestrator
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.fakeserver import FakeOpenAI, Recorded  # noqa: E402
+from tests import fakeserver
+from tests.fakeserver import FakeOpenAI, Recorded
+
+# tests/fakeserver.py writes headers and body in two send()s without TCP_NODELAY, so on a reused
+# connection Nagle + delayed ACK add ~40 ms per response. Real endpoints do not; switch it off.
+fakeserver._Handler.disable_nagle_algorithm = True
 
 PLAN_S = SYNTH_S = 0.4
 REPS = 3

@@ -24,6 +24,7 @@ from .graph.build import build_graph, mermaid
 from .graph.context import RunContext
 from .models import local
 from .models.base import CallRecord, ChatModel
+from .models.fallback import FallbackModel
 from .models.openai import ClientPool, OpenAIChatModel, resolve_endpoint
 from .result import ErrorInfo, RunResult, Status, SubproblemResult, Usage
 from .spec import WorkflowSpec, load_workflow
@@ -110,7 +111,12 @@ class Workflow:
                 base_url, key = resolve_endpoint(name, profile)
                 client = pool.get(base_url, key)
             models[name] = OpenAIChatModel(name, profile, client, base_url)
-        return models
+        return {
+            name: FallbackModel(model, models[fallback])
+            if (fallback := self.spec.models[name].fallback)
+            else model
+            for name, model in models.items()
+        }
 
     async def _stream(
         self, graph_input: dict[str, Any] | None, run_id: str

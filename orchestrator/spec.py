@@ -308,8 +308,6 @@ _MESSAGES = {
 def _show(value: object) -> str:
     if value is None or isinstance(value, bool):
         return {None: "null", True: "true", False: "false"}[value]
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
     if isinstance(value, dict | list):
         return "a mapping" if isinstance(value, dict) else "a list"
     text = repr(value) if isinstance(value, str) else str(value)
@@ -343,7 +341,7 @@ def _describe(error: Any) -> str:
     if loc == ("models",) and kind == "too_short":
         return "define at least one model profile"
     if kind in _MESSAGES:
-        ctx = {k: _show(v) if isinstance(v, float) else v for k, v in error.get("ctx", {}).items()}
+        ctx = {k: f"{v:g}" if isinstance(v, float) else v for k, v in error.get("ctx", {}).items()}
         message = _MESSAGES[kind].format(**ctx)
         hint = " (quote it to make it text)" if kind == "string_type" and value is not None else ""
         return f"{message}, got {_show(value)}{hint}"
@@ -379,7 +377,7 @@ def parse_workflow(
         raise SpecError("the YAML nests too deeply (an alias inside itself?)", file=file) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        problem = (exc.problem or "syntax error") + (f" ({exc.context})" if exc.context else "")
+        problem = ", ".join(filter(None, [exc.context, exc.problem])) or "syntax error"
         line = mark.line + 1 if mark else None
         if line and "${" in "".join(text.splitlines()[line - 1 : line]):
             problem += "; quote values holding ${...} inside {...} or [...]"

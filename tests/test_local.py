@@ -24,7 +24,8 @@ def test_quickstart_on_the_embedded_model(tmp_path: Path, monkeypatch: pytest.Mo
     assert all(s.status == "done" for s in result.subproblems) and result.subproblems
     calls = sum(p.calls for p in result.usage.by_profile.values())
     assert calls >= 3  # plan, at least one subproblem, synthesize
-    assert all(p.model == "smollm2" and p.input_tokens > 0 for p in result.usage.by_profile.values())
+    profiles = result.usage.by_profile.values()
+    assert all(p.model == "smollm2" and p.input_tokens > 0 for p in profiles)
     assert result.usage.cost_usd == 0.0  # no price given: free
     # One server for every local profile in the process, on loopback.
     url = local.ensure_started()

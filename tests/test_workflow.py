@@ -214,3 +214,23 @@ def test_sync_run_and_misuse(workflow: Workflow, fake_openai: FakeOpenAI) -> Non
 async def test_sync_run_inside_event_loop_is_refused(workflow: Workflow) -> None:
     with pytest.raises(UsageError, match="arun"):
         workflow.run("task")
+
+
+async def test_fallback_profile_after_retries(
+    fake_openai: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-workflow-0000")
+    spec = parse_workflow(
+        "name: t\nmodels:\n"
+        "  main: {model: flaky, retries: 1, fallback: backup, price: {input: 1, output: 1}}\n"
+        "  backup: {model: steady}\n"
+        "roles: {plan: backup, reason: main, generate: main, synthesize: backup}\n"
+    )
+    fake_openai.set_plan(plan(("s1", "generate", "one", [])))
+    for _ in range(2):
+        fake_openai.enqueue(Fault(status=503, headers={"Retry-After": "0"}), model="flaky")
+    result = await Workflow(spec, home=tmp_path).arun("task")
+    assert result.status == "completed"
+    assert result.subproblems[0].output.startswith("[steady] answer")
+    assert [r.model for r in fake_openai.requests] == ["steady", "flaky", "flaky", "steady", "steady"]
