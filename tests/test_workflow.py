@@ -233,4 +233,5 @@ async def test_fallback_profile_after_retries(
     result = await Workflow(spec, home=tmp_path).arun("task")
     assert result.status == "completed"
     assert result.subproblems[0].output.startswith("[steady] answer")
-    assert [r.model for r in fake_openai.requests] == ["steady", "flaky", "flaky", "steady", "steady"]
+    models = [r.model for r in fake_openai.requests]
+    assert models == ["steady", "flaky", "flaky", "steady", "steady"]
