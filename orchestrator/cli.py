@@ -14,7 +14,6 @@ from collections.abc import Sequence
 
 from rich.console import Console
 from rich.live import Live
-from rich.markup import escape
 
 from .errors import OrchestratorError, UsageError
 from .events import AnswerToken, RunFinished
@@ -46,7 +45,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    err = Console(stderr=True)
     try:
         if args.command == "run":
             return _run(args)
@@ -64,10 +62,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(workflow_json_schema(), indent=2))
         return 0
     except OrchestratorError as exc:
-        err.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False)
+        # Plain print: rich would wrap a long message over several lines.
+        print(f"error: {exc.message}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        err.print("interrupted")
+        print("interrupted", file=sys.stderr)
         return 130
 
 
@@ -110,7 +109,7 @@ async def _run_live(workflow: Workflow, task: str, run_id: str | None) -> RunRes
 
 async def _run_plain(workflow: Workflow, task: str, run_id: str | None) -> RunResult:
     """No terminal: the answer streams to stdout, the rest goes to stderr."""
-    err = Console(stderr=True)
+    err = Console(stderr=True, width=max(Console(stderr=True).width, 120))
     result: RunResult | None = None
     async for event in workflow.astream(task, run_id=run_id):
         if isinstance(event, AnswerToken):

@@ -123,13 +123,13 @@ def cli(fake: FakeOpenAI, tmp_path: Path) -> Any:
         env = {
             k: v
             for k, v in os.environ.items()
-            if not k.startswith(("OPENAI_", "ORCHESTRATOR_")) 
+            if not k.startswith(("OPENAI_", "ORCHESTRATOR_")) and k not in ("COLUMNS", "LINES")
         }
         env.update(
             OPENAI_BASE_URL=fake.base_url,
             OPENAI_API_KEY=SECRET,
             ORCHESTRATOR_HOME=str(tmp_path),
-            ORCHESTRATOR_PLAIN="1", COLUMNS="1000",
+            ORCHESTRATOR_PLAIN="1",
         )
         proc = subprocess.run(
             [sys.executable, "-m", "orchestrator.cli", *args],
