@@ -30,6 +30,7 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
+	$(BIN)/mypy orchestrator
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.dev-installed

@@ -22,12 +22,14 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any, TypedDict, cast
 
 import openai
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
+from openai.types.chat import ChatCompletionMessageParam
 
 import orchestrator
 
@@ -71,12 +73,22 @@ SCENARIOS: dict[str, list[Sub]] = {
     ],
 }
 _TAG = re.compile(r"\[(\d+(?:\.\d+)?)s\] step (\S+)")
+Runner = Callable[[list[Sub]], Coroutine[Any, Any, None]]
 
 
-def latency_of(sub: Sub) -> float:
-    match = _TAG.match(sub["task"])
-    assert match, sub
-    return float(match.group(1))
+def tag(text: str) -> tuple[str, float]:
+    """The (id, latency) a subproblem's task carries, or ("?", 0.0)."""
+    match = _TAG.search(text)
+    return (match[2], float(match[1])) if match else ("?", 0.0)
+
+
+def classify(body: dict[str, Any]) -> tuple[str, float]:
+    """(subproblem id, its latency) or ("synthesize", SYNTH_S) for a request; ("?", 0.0) else."""
+    user = [m for m in body["messages"] if m.get("role") == "user"][-1]["content"]
+    if user.startswith("Task:") and "\n\nResults:\n" in user:
+        return "synthesize", SYNTH_S
+    # Dependency answers echo earlier prompts, so only the last "Your subproblem:" counts.
+    return tag(user.rpartition("Your subproblem:")[2])
 
 
 def critical_path(plan: list[Sub]) -> float:
@@ -85,42 +97,16 @@ def critical_path(plan: list[Sub]) -> float:
 
     def done_at(sid: str) -> float:
         if sid not in finish:
-            deps = by_id[sid]["depends_on"]
-            finish[sid] = max((done_at(d) for d in deps), default=0.0) + latency_of(by_id[sid])
+            start = max((done_at(d) for d in by_id[sid]["depends_on"]), default=0.0)
+            finish[sid] = start + tag(by_id[sid]["task"])[1]
         return finish[sid]
 
     return PLAN_S + max(done_at(s["id"]) for s in plan) + SYNTH_S
 
 
-def _last_user(body: dict[str, Any]) -> str:
-    return str([m for m in body["messages"] if m.get("role") == "user"][-1]["content"])
-
-
-def _subproblem_tag(user: str) -> re.Match[str] | None:
-    # Dependency answers echo earlier prompts, so only the last "Your subproblem:" counts.
-    return _TAG.search(user.rpartition("Your subproblem:")[2])
-
-
-def classify(body: dict[str, Any]) -> str:
-    """'synthesize', the id of the subproblem a request solves, or '?' (a plan request)."""
-    user = _last_user(body)
-    if user.startswith("Task:") and "\n\nResults:\n" in user:
-        return "synthesize"
-    match = _subproblem_tag(user)
-    return match.group(2) if match else "?"
-
-
-def server_latency(body: dict[str, Any]) -> float:
-    """Seconds the fake server sleeps (plan requests use `server.plan_latency` instead)."""
-    if classify(body) == "synthesize":
-        return SYNTH_S
-    match = _subproblem_tag(_last_user(body))
-    return float(match.group(1)) if match else 0.0
-
-
 def audit(requests: list[Recorded], plan: list[Sub]) -> dict[str, Any]:
     """Calls per subproblem, repeats, and the worst start delay after its dependencies ended."""
-    kinds = ["plan" if r.is_plan else classify(r.body) for r in requests]
+    kinds = ["plan" if r.is_plan else classify(r.body)[0] for r in requests]
     counts = Counter(k for k in kinds if k not in ("plan", "synthesize"))
     ended: dict[str, float] = {}
     plan_end = max(r.ended for r, k in zip(requests, kinds, strict=True) if k == "plan")
@@ -154,7 +140,7 @@ class NaiveState(TypedDict, total=False):
 
 def naive_graph(client: openai.AsyncOpenAI) -> Any:
     async def ask(model: str, text: str, **extra: Any) -> str:
-        messages = [{"role": "user", "content": text}]
+        messages: list[ChatCompletionMessageParam] = [{"role": "user", "content": text}]
         reply = await client.chat.completions.create(model=model, messages=messages, **extra)
         return reply.choices[0].message.content or ""
 
@@ -183,7 +169,7 @@ def naive_graph(client: openai.AsyncOpenAI) -> Any:
 
     graph = StateGraph(NaiveState)
     graph.add_node("plan", plan)
-    graph.add_node("solve", solve)
+    graph.add_node("solve", cast(Any, solve))  # it takes a Send's Sub, not the state
     graph.add_node("synthesize", synthesize)
     graph.add_edge(START, "plan")
     graph.add_conditional_edges("plan", dispatch, ["solve", "synthesize"])
@@ -198,14 +184,18 @@ async def run_naive(plan: list[Sub]) -> None:
         await naive_graph(client).ainvoke({}, {"recursion_limit": 100})
 
 
-def measure(server: FakeOpenAI, runner: Any, plan: list[Sub]) -> dict[str, Any]:
+def latency(body: dict[str, Any]) -> float:  # plan requests take server.plan_latency
+    return classify(body)[1]
+
+
+def measure(server: FakeOpenAI, runner: Runner, plan: list[Sub]) -> dict[str, Any]:
     walls, audits = [], []
     for _ in range(REPS):
         server.reset()
         server.plan_latency = PLAN_S
         server.set_plan({"subproblems": plan})
-        server.configure_model("think-model", latency=server_latency, reasoning=True)
-        server.configure_model("write-model", latency=server_latency)
+        server.configure_model("think-model", latency=latency, reasoning=True)
+        server.configure_model("write-model", latency=latency)
         started = time.monotonic()
         asyncio.run(runner(plan))
         walls.append(time.monotonic() - started)

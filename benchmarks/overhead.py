@@ -4,8 +4,9 @@ Against tests/fakeserver.py at zero latency. The baseline is plain asyncio + `op
 replaying the very request bodies the orchestrator sent (recorded during the warm-up): 1 plan
 call, N solve calls at once, 1 streamed synthesize call, with a fresh client per run as the
 orchestrator makes. The orchestrator also opens its SQLite checkpointer in ORCHESTRATOR_HOME and
-writes a checkpoint per superstep plus a pending write per finished subproblem; that is part of
-what is measured. Usage: python benchmarks/overhead.py [--json]
+writes 5 checkpoints plus one pending write per finished subproblem (its @task result): that is
+part of what is measured. The fake server runs in a child process so that its threads do not
+compete with the client for the GIL. Usage: python benchmarks/overhead.py [--json]
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import openai
+from openai.types.chat import ChatCompletionChunk
 
 import orchestrator
 
@@ -44,6 +46,8 @@ roles: {plan: writer, reason: thinker, generate: writer, synthesize: writer}
 limits: {concurrency: 64, max_subproblems: 64}
 """
 Body = dict[str, Any]
+Runner = Callable[[list[Body]], Coroutine[Any, Any, None]]
+Stream = openai.AsyncStream[ChatCompletionChunk]
 
 
 def plan_of(n: int) -> dict[str, Any]:
@@ -71,7 +75,7 @@ async def run_baseline(bodies: list[Body]) -> None:
         subproblems = json.loads(plan.choices[0].message.content or "")["subproblems"]
         assert len(subproblems) == len(solve_bodies)
         await asyncio.gather(*(client.chat.completions.create(**b) for b in solve_bodies))
-        stream = await client.chat.completions.create(**synth_body)
+        stream = cast(Stream, await client.chat.completions.create(**synth_body))
         async for _ in stream:
             pass
 
@@ -83,6 +87,7 @@ def serve(conn: Connection, nagle: bool) -> None:
     fakeserver._Handler.disable_nagle_algorithm = not nagle
     with FakeOpenAI() as server:
         conn.send(server.base_url)
+        # Each message: reply with the requests since the last one, then reset for `plan`.
         while (plan := conn.recv()) is not None:
             requests = [(r.is_plan, r.body) for r in server.requests]
             conn.send((requests, server.schema_errors))
@@ -103,11 +108,10 @@ def record_bodies(requests: list[tuple[bool, Body]]) -> list[Body]:
 
 
 def one_run(
-    server: Connection, runner: Callable[[list[Body]], Awaitable[None]], plan: dict[str, Any],
-    bodies: list[Body],
-) -> tuple[float, list[tuple[bool, Body]]]:  # fmt: skip
+    server: Connection, runner: Runner, plan: dict[str, Any], bodies: list[Body]
+) -> tuple[float, list[tuple[bool, Body]]]:
     server.send(plan)
-    server.recv()  # the previous run's requests
+    server.recv()  # reset; drop earlier requests
     started = time.monotonic()
     asyncio.run(runner(bodies))
     wall = time.monotonic() - started
@@ -141,6 +145,17 @@ def measure(server: Connection, n: int) -> dict[str, Any]:
     }
 
 
+def overhead_fit(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Overhead (orchestrator - baseline) as a line through the smallest and the largest N: a
+    fixed part per run plus a part per subproblem. Rough: each end is a median of a few runs."""
+    (n1, o1), (n2, o2) = (
+        (r["subproblems"], (r["orchestrator_s"] - r["baseline_s"]) * 1000)
+        for r in (rows[0], rows[-1])
+    )
+    per_sub = (o2 - o1) / (n2 - n1)
+    return {"ms_per_run": round(o1 - n1 * per_sub, 1), "ms_per_subproblem": round(per_sub, 2)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
@@ -164,17 +179,20 @@ def main() -> None:
     finally:
         ours.send(None)
         child.join(timeout=10)
+    fit = overhead_fit(rows)
     if args.json:
-        print(json.dumps({"runs": RUNS, "latency_s": 0, "results": rows}, indent=2))
+        print(json.dumps({"runs": RUNS, "latency_s": 0, "results": rows, "fit": fit}, indent=2))
         return
     print(f"zero-latency fake server; median of {RUNS} runs after 1 warm-up")
-    print("orchestrator includes opening its SQLite checkpointer and a checkpoint write per")
-    print("superstep plus a pending write per subproblem; the baseline writes nothing.")
+    print("orchestrator includes its SQLite checkpointer: opened per run, 5 checkpoints")
+    print("plus 1 pending write per subproblem; the baseline writes nothing.")
     print(f"{'N':>4}{'calls':>7}{'orch ms':>10}{'base ms':>10}{'ratio':>8}{'ms/call':>9}")
     for r in rows:
         print(f"{r['subproblems']:>4}{r['calls']:>7}{r['orchestrator_s'] * 1000:>10.1f}"
               f"{r['baseline_s'] * 1000:>10.1f}{r['ratio']:>7.2f}x"
               f"{r['overhead_ms_per_call']:>9.2f}")  # fmt: skip
+    print(f"overhead fit through N={SIZES[0]} and N={SIZES[-1]}: {fit['ms_per_run']:.1f} ms per run"
+          f" + {fit['ms_per_subproblem']:.2f} ms per subproblem")  # fmt: skip
     print("ratio orchestrator/baseline: " + ", ".join(
         f"N={r['subproblems']} {r['ratio']:.2f}x ({r['overhead_ms_per_call']:.2f} ms/call)"
         for r in rows))  # fmt: skip

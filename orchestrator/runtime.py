@@ -8,7 +8,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
@@ -135,9 +135,13 @@ class Workflow:
                 status: Status = "completed"
                 error: ErrorInfo | None = None
                 try:
-                    async for mode, payload in graph.astream(
-                        graph_input, config, context=context, stream_mode=["custom", "values"]
-                    ):
+                    stream = graph.astream(
+                        cast(Any, graph_input),
+                        config,
+                        context=context,
+                        stream_mode=["custom", "values"],
+                    )
+                    async for mode, payload in cast(AsyncIterator[tuple[str, Any]], stream):
                         if mode == "values":
                             tracker.state = dict(payload)
                         else:

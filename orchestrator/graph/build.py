@@ -6,7 +6,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
-from ..spec import WorkflowSpec
+from ..spec import Role, WorkflowSpec
 from .context import RunContext
 from .execute import execute_node
 from .plan import plan_node
@@ -32,7 +32,7 @@ def build_graph(
 def mermaid(spec: WorkflowSpec) -> str:
     """The workflow as a Mermaid flowchart, with the profile and model behind each role."""
 
-    def role(name: str) -> str:
+    def role(name: Role) -> str:
         profile, model = spec.profile_for(name)
         return f"{profile}: {model.model}"
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ..models.base import CallRecord, ChatModel
-from ..spec import WorkflowSpec
+from ..spec import Role, WorkflowSpec
 
 
 @dataclass(frozen=True)
@@ -17,7 +17,7 @@ class RunContext:
     spec: WorkflowSpec
     models: Mapping[str, ChatModel]  # profile name -> model
 
-    def model_for(self, role: str) -> ChatModel:
+    def model_for(self, role: Role) -> ChatModel:
         name, _ = self.spec.profile_for(role)
         return self.models[name]
 
@@ -38,6 +38,3 @@ def emit_calls(calls: tuple[CallRecord, ...] | list[CallRecord]) -> None:
 
     for call in calls:
         emit(CallFinished(call))
-
-
-Emit = Callable[[Any], None]

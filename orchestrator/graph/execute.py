@@ -14,7 +14,8 @@ waiting inside for its dependencies, so:
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
 
 from langgraph.func import task as langgraph_task
 from langgraph.runtime import Runtime
@@ -44,7 +45,12 @@ async def execute_node(state: RunState, runtime: Runtime[RunContext]) -> dict[st
             return await solve(ctx, task_text, sub, inputs)
 
     by_id = {s.id: s for s in plan}
-    solve_task = langgraph_task(name="solve")(run_one)
+    # langgraph's decorator typing does not follow an inner coroutine function; the cast
+    # states what it returns.
+    solve_task = cast(
+        "Callable[[str], Awaitable[dict[str, Any]]]",
+        langgraph_task(name="solve")(cast(Any, run_one)),
+    )
     futures = {asyncio.ensure_future(solve_task(sub.id)): sub.id for sub in plan}
 
     results: dict[str, dict[str, Any]] = {}
@@ -67,9 +73,9 @@ async def execute_node(state: RunState, runtime: Runtime[RunContext]) -> dict[st
             answers[sid].set_exception(DependencyFailed(f"dependency {sid} failed"))
             if first_error is None or isinstance(first_error, DependencyFailed):
                 first_error = error
-    for future in answers.values():
-        if future.done() and not future.cancelled():
-            future.exception()  # mark retrieved: dependents may never have awaited it
+    for answer in answers.values():
+        if answer.done() and not answer.cancelled():
+            answer.exception()  # mark retrieved: dependents may never have awaited it
     if first_error is not None:
         if isinstance(first_error, OrchestratorError):
             raise first_error

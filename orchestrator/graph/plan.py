@@ -14,7 +14,7 @@ from ..errors import PlanError
 from ..events import PlannedItem, PlanReady
 from ..models.base import Message, ResponseFormat
 from .context import RunContext, emit, emit_calls
-from .state import Plan, RunState, SubproblemSpec, plan_json_schema
+from .state import Kind, Plan, RunState, SubproblemSpec, plan_json_schema
 
 MAX_REPLANS = 2
 
@@ -151,6 +151,6 @@ async def plan_node(state: RunState, runtime: Runtime[RunContext]) -> dict[str, 
     return {"plan": [s.to_dict() for s in subproblems], "plan_note": note, "calls": calls}
 
 
-def _profile(ctx: RunContext, kind: str) -> tuple[str, str]:
+def _profile(ctx: RunContext, kind: Kind) -> tuple[str, str]:
     model = ctx.model_for(kind)
     return model.profile, model.model
