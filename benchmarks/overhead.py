@@ -191,8 +191,8 @@ def main() -> None:
         print(f"{r['subproblems']:>4}{r['calls']:>7}{r['orchestrator_s'] * 1000:>10.1f}"
               f"{r['baseline_s'] * 1000:>10.1f}{r['ratio']:>7.2f}x"
               f"{r['overhead_ms_per_call']:>9.2f}")  # fmt: skip
-    print(f"overhead fit through N={SIZES[0]} and N={SIZES[-1]}: {fit['ms_per_run']:.1f} ms per run"
-          f" + {fit['ms_per_subproblem']:.2f} ms per subproblem")  # fmt: skip
+    print(f"overhead, rough fit through N={SIZES[0]} and N={SIZES[-1]}: {fit['ms_per_run']:.1f} ms"
+          f" per run + {fit['ms_per_subproblem']:.2f} ms per subproblem")  # fmt: skip
     print("ratio orchestrator/baseline: " + ", ".join(
         f"N={r['subproblems']} {r['ratio']:.2f}x ({r['overhead_ms_per_call']:.2f} ms/call)"
         for r in rows))  # fmt: skip

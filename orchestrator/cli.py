@@ -10,17 +10,19 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import asdict
 
 from rich.console import Console
 from rich.live import Live
 
 from .errors import OrchestratorError, UsageError
-from .events import AnswerToken, RunFinished
+from .events import AnswerToken, Event, RunFinished
 from .result import RunResult
-from .runtime import Workflow
+from .runlog import RunLog
+from .runtime import Workflow, last_result, orchestrator_home
 from .spec import load_workflow, workflow_json_schema
-from .view import LiveRun, usage_table
+from .view import LiveRun, runs_table, usage_table
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,6 +37,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--input", "-i", required=True, metavar="TEXT", help="the task; - reads stdin")
     run.add_argument("--json", action="store_true", help="print the result as JSON")
     run.add_argument("--run-id", help="an id for this run (default: generated)")
+    resume = sub.add_parser("resume", help="continue a run that failed or was killed")
+    resume.add_argument("run_id", metavar="RUN_ID")
+    resume.add_argument("--json", action="store_true", help="print the result as JSON")
+    runs = sub.add_parser("runs", help="list recent runs with status, cost and age")
+    runs.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    runs.add_argument("--json", action="store_true", help="print the list as JSON")
     validate = sub.add_parser("validate", help="check a workflow file without running it")
     validate.add_argument("workflow")
     graph = sub.add_parser("graph", help="print the workflow as a Mermaid flowchart")
@@ -48,6 +56,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(args)
+        if args.command == "resume":
+            return _resume(args)
+        if args.command == "runs":
+            return _runs(args)
         if args.command == "validate":
             spec = load_workflow(args.workflow)
             roles = ", ".join(
@@ -81,22 +93,48 @@ def _read_task(value: str) -> str:
 def _run(args: argparse.Namespace) -> int:
     workflow = Workflow(load_workflow(args.workflow))
     task = _read_task(args.input)
-    if args.json:
-        result = workflow.run(task, run_id=args.run_id)
+    return _show(workflow.astream(task, run_id=args.run_id), as_json=args.json)
+
+
+def _resume(args: argparse.Namespace) -> int:
+    row = RunLog(orchestrator_home()).get(args.run_id)
+    if row is None:
+        raise UsageError(f"no run with id {args.run_id}: `orchestrator runs` lists them")
+    if not row.workflow_path:
+        raise UsageError(
+            f"run {args.run_id} was started from Python; resume it with Workflow.aresume()"
+        )
+    workflow = Workflow(load_workflow(row.workflow_path))
+    return _show(workflow.astream_resume(args.run_id), as_json=args.json)
+
+
+def _show(events: AsyncIterator[Event], *, as_json: bool) -> int:
+    """Drive a run's events to the screen; the exit code says whether it completed."""
+    if as_json:
+        result = asyncio.run(last_result(events))
         print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
     elif sys.stdout.isatty() and not os.environ.get("ORCHESTRATOR_PLAIN"):
-        result = asyncio.run(_run_live(workflow, task, args.run_id))
+        result = asyncio.run(_run_live(events))
     else:
-        result = asyncio.run(_run_plain(workflow, task, args.run_id))
+        result = asyncio.run(_run_plain(events))
     return 0 if result.status == "completed" else 1
 
 
-async def _run_live(workflow: Workflow, task: str, run_id: str | None) -> RunResult:
+def _runs(args: argparse.Namespace) -> int:
+    rows = RunLog(orchestrator_home()).recent(args.limit)
+    if args.json:
+        print(json.dumps([asdict(r) for r in rows], indent=2, ensure_ascii=False))
+    else:
+        Console(width=max(Console().width, 120)).print(runs_table(rows))
+    return 0
+
+
+async def _run_live(events: AsyncIterator[Event]) -> RunResult:
     console = Console()
     view = LiveRun()
     result: RunResult | None = None
     with Live(view.render(), console=console, refresh_per_second=8, transient=False) as live:
-        async for event in workflow.astream(task, run_id=run_id):
+        async for event in events:
             if isinstance(event, RunFinished):
                 result = event.result
             else:
@@ -107,11 +145,11 @@ async def _run_live(workflow: Workflow, task: str, run_id: str | None) -> RunRes
     return result
 
 
-async def _run_plain(workflow: Workflow, task: str, run_id: str | None) -> RunResult:
+async def _run_plain(events: AsyncIterator[Event]) -> RunResult:
     """No terminal: the answer streams to stdout, the rest goes to stderr."""
     err = Console(stderr=True, width=max(Console(stderr=True).width, 120))
     result: RunResult | None = None
-    async for event in workflow.astream(task, run_id=run_id):
+    async for event in events:
         if isinstance(event, AnswerToken):
             sys.stdout.write(event.text)
             sys.stdout.flush()

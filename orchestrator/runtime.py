@@ -6,13 +6,13 @@ import asyncio
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from pathlib import Path
 from typing import Any, cast
 
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-from .errors import RunError, UsageError, UserError
+from .errors import RunError, UsageError
 from .events import (
     CallFinished,
     Event,
@@ -23,10 +23,11 @@ from .events import (
 from .graph.build import build_graph, mermaid
 from .graph.context import RunContext
 from .models import local
-from .models.base import CallRecord, ChatModel
+from .models.base import ChatModel
 from .models.fallback import FallbackModel
 from .models.openai import ClientPool, OpenAIChatModel, resolve_endpoint
 from .result import ErrorInfo, RunResult, Status, SubproblemResult, Usage
+from .runlog import RunLog
 from .spec import WorkflowSpec, load_workflow
 
 CHECKPOINTS_FILE = "checkpoints.sqlite"
@@ -78,25 +79,29 @@ class Workflow:
 
     def run(self, task: str, *, run_id: str | None = None) -> RunResult:
         """Run a task to the end (blocking). Use `arun` inside an event loop."""
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(self.arun(task, run_id=run_id))
-        raise UsageError("Workflow.run() was called inside a running event loop; use arun()")
+        return _blocking(self.arun(task, run_id=run_id), "run")
 
     async def arun(self, task: str, *, run_id: str | None = None) -> RunResult:
-        result: RunResult | None = None
-        async for event in self.astream(task, run_id=run_id):
-            if isinstance(event, RunFinished):
-                result = event.result
-        assert result is not None, "astream always ends with RunFinished"
-        return result
+        return await last_result(self.astream(task, run_id=run_id))
 
     async def astream(self, task: str, *, run_id: str | None = None) -> AsyncIterator[Event]:
         """Run a task, yielding typed events as they happen; the last is `RunFinished`."""
         if not task or not task.strip():
             raise UsageError("the task is empty: give some input text")
         async for event in self._stream({"task": task}, run_id or new_run_id()):
+            yield event
+
+    def resume(self, run_id: str) -> RunResult:
+        """Continue a run that failed or was killed (blocking). Finished work is not redone."""
+        return _blocking(self.aresume(run_id), "resume")
+
+    async def aresume(self, run_id: str) -> RunResult:
+        return await last_result(self.astream_resume(run_id))
+
+    async def astream_resume(self, run_id: str) -> AsyncIterator[Event]:
+        """Continue a run from its last checkpoint: no re-planning, and every subproblem that
+        finished before is taken from the checkpoint instead of calling its model again."""
+        async for event in self._stream(None, run_id):
             yield event
 
     async def _connect(self, pool: ClientPool) -> dict[str, ChatModel]:
@@ -121,7 +126,7 @@ class Workflow:
     async def _stream(
         self, graph_input: dict[str, Any] | None, run_id: str
     ) -> AsyncIterator[Event]:
-        self.home.mkdir(parents=True, exist_ok=True)
+        runlog = RunLog(self.home)
         pool = ClientPool()
         tracker = _Tracker(self.spec)
         try:
@@ -130,62 +135,88 @@ class Workflow:
                 graph = build_graph(cp)
                 config: Any = {"configurable": {"thread_id": run_id}}
                 prior = await graph.aget_state(config)
+                if graph_input is not None and prior.values:
+                    raise UsageError(
+                        f"run {run_id} already exists: resume it with "
+                        f"`orchestrator resume {run_id}`, or choose another --run-id"
+                    )
+                if graph_input is None and not prior.values:
+                    raise UsageError(f"no run with id {run_id} in {self.home}")
                 tracker.state = dict(prior.values)
-                tracker.prior_calls = list(tracker.state.get("calls") or [])
+                task = tracker.state.get("task") or (graph_input or {}).get("task", "")
+                runlog.start(run_id, self.spec.name, self.spec.source, task)
                 status: Status = "completed"
                 error: ErrorInfo | None = None
                 try:
-                    stream = graph.astream(
-                        cast(Any, graph_input),
-                        config,
-                        context=context,
-                        stream_mode=["custom", "values"],
-                    )
-                    async for mode, payload in cast(AsyncIterator[tuple[str, Any]], stream):
-                        if mode == "values":
-                            tracker.state = dict(payload)
-                        else:
+                    if graph_input is not None or prior.next:
+                        stream = graph.astream(
+                            cast(Any, graph_input),
+                            config,
+                            context=context,
+                            stream_mode=["custom", "values"],
+                        )
+                        async for mode, payload in cast(AsyncIterator[tuple[str, Any]], stream):
+                            if mode == "values":
+                                tracker.state = dict(payload)
+                                continue
+                            if isinstance(payload, CallFinished):
+                                runlog.add_call(run_id, payload.call)
                             tracker.see(payload)
                             yield payload
-                except UserError:
-                    raise
                 except RunError as exc:
                     status, error = "failed", ErrorInfo(exc.type, exc.message)
-                yield RunFinished(tracker.result(run_id, status, error))
+                except BaseException as exc:
+                    runlog.finish(run_id, "failed", f"{type(exc).__name__}: {exc}")
+                    raise
+                runlog.finish(run_id, status, error.message if error else None)
+                usage = Usage.from_calls(runlog.calls(run_id))
+                yield RunFinished(tracker.result(run_id, status, error, usage))
         finally:
             await pool.aclose()
 
 
+def _blocking(coro: Coroutine[Any, Any, RunResult], method: str) -> RunResult:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    coro.close()
+    raise UsageError(f"Workflow.{method}() was called inside a running event loop; use a{method}()")
+
+
+async def last_result(events: AsyncIterator[Event]) -> RunResult:
+    result: RunResult | None = None
+    async for event in events:
+        if isinstance(event, RunFinished):
+            result = event.result
+    assert result is not None, "a run's events always end with RunFinished"
+    return result
+
+
 class _Tracker:
-    """Follows a run's events so a failed run still reports what finished and what it cost."""
+    """Follows a run's state and events, so a failed run still reports what finished."""
 
     def __init__(self, spec: WorkflowSpec) -> None:
         self.spec = spec
         self.state: dict[str, Any] = {}
-        self.prior_calls: list[dict[str, Any]] = []
-        self.calls: list[CallRecord] = []
         self.plan: PlanReady | None = None
         self.finished: dict[str, SubproblemFinished] = {}
 
     def see(self, event: Any) -> None:
-        if isinstance(event, CallFinished):
-            self.calls.append(event.call)
-        elif isinstance(event, PlanReady):
+        if isinstance(event, PlanReady):
             self.plan = event
         elif isinstance(event, SubproblemFinished):
             self.finished[event.id] = event
 
-    def result(self, run_id: str, status: Status, error: ErrorInfo | None) -> RunResult:
-        if status == "completed":
-            calls = [CallRecord.from_dict(c) for c in self.state.get("calls") or []]
-        else:
-            calls = [CallRecord.from_dict(c) for c in self.prior_calls] + self.calls
+    def result(
+        self, run_id: str, status: Status, error: ErrorInfo | None, usage: Usage
+    ) -> RunResult:
         return RunResult(
             run_id=run_id,
             status=status,
             output=self.state.get("output", "") if status == "completed" else "",
             subproblems=tuple(self._subproblems()),
-            usage=Usage.from_calls(calls),
+            usage=usage,
             error=error,
             plan_note=self.state.get("plan_note") or (self.plan.note if self.plan else None),
         )

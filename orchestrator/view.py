@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from rich.console import Group, RenderableType
@@ -19,8 +20,16 @@ from .events import (
     SubproblemStarted,
 )
 from .result import Usage
+from .runlog import RunRow
 
-_STATUS_STYLE = {"waiting": "dim", "running": "yellow", "done": "green", "failed": "red"}
+_STATUS_STYLE = {
+    "waiting": "dim",
+    "running": "yellow",
+    "done": "green",
+    "failed": "red",
+    "interrupted": "red",
+    "budget_exceeded": "red",
+}
 
 
 @dataclass
@@ -103,3 +112,28 @@ def usage_table(usage: Usage) -> Table:
             f"{p.cost_usd:.6f}",
         )
     return table
+
+
+def runs_table(rows: list[RunRow]) -> Table:
+    table = Table(title="runs")
+    for column in ("run id", "workflow", "status", "cost $", "age", "task"):
+        table.add_column(column, justify="right" if column in ("cost $", "age") else "left")
+    now = time.time()
+    for row in rows:
+        style = _STATUS_STYLE.get({"completed": "done"}.get(row.status, row.status), "")
+        table.add_row(
+            row.run_id,
+            row.workflow,
+            Text(row.status, style=style),
+            f"{row.cost_usd:.6f}",
+            age(now - row.created_at),
+            row.task[:60].replace("\n", " "),
+        )
+    return table
+
+
+def age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit} ago"
+    return f"{int(seconds)}s ago"

@@ -54,7 +54,6 @@ async def execute_node(state: RunState, runtime: Runtime[RunContext]) -> dict[st
     futures = {asyncio.ensure_future(solve_task(sub.id)): sub.id for sub in plan}
 
     results: dict[str, dict[str, Any]] = {}
-    calls: list[dict[str, Any]] = []
     first_error: BaseException | None = None
     pending = set(futures)
     while pending:
@@ -63,9 +62,7 @@ async def execute_node(state: RunState, runtime: Runtime[RunContext]) -> dict[st
             sid = futures[future]
             error = future.exception()
             if error is None:
-                result = dict(future.result())
-                calls.extend(result.pop("calls"))
-                results[sid] = result
+                results[sid] = result = future.result()
                 answers[sid].set_result(result["output"])
                 continue
             # Dependents fail fast; unrelated subproblems already running are paid for, so
@@ -80,4 +77,4 @@ async def execute_node(state: RunState, runtime: Runtime[RunContext]) -> dict[st
         if isinstance(first_error, OrchestratorError):
             raise first_error
         raise RunError(f"a subproblem failed: {first_error!r}") from first_error
-    return {"results": results, "calls": calls}
+    return {"results": results}

@@ -108,7 +108,6 @@ async def plan_node(state: RunState, runtime: Runtime[RunContext]) -> dict[str, 
     limit = spec.limits.max_subproblems
     fmt = ResponseFormat("plan", plan_json_schema(limit))
     messages: list[Message] = prompts.load("plan").render(task=task, max_subproblems=str(limit))
-    calls: list[dict[str, Any]] = []
     problems: list[str] = []
     checked: Checked | None = None
     last_answer = ""
@@ -122,7 +121,6 @@ async def plan_node(state: RunState, runtime: Runtime[RunContext]) -> dict[str, 
         response = await model.request(messages, purpose="plan", response_format=fmt)
         last_answer = response.content
         emit_calls(response.calls)
-        calls.extend(c.to_dict() for c in response.calls)
         parsed = parse_plan(response.content)
         if isinstance(parsed, str):
             problems = [parsed]
@@ -148,7 +146,7 @@ async def plan_node(state: RunState, runtime: Runtime[RunContext]) -> dict[str, 
             note,
         )
     )
-    return {"plan": [s.to_dict() for s in subproblems], "plan_note": note, "calls": calls}
+    return {"plan": [s.to_dict() for s in subproblems], "plan_note": note}
 
 
 def _profile(ctx: RunContext, kind: Kind) -> tuple[str, str]:

@@ -88,5 +88,4 @@ async def solve(
         "output": response.content,
         "trace": response.trace,
         "latency_s": latency,
-        "calls": [c.to_dict() for c in response.calls],
     }

@@ -6,7 +6,6 @@ views (`SubproblemSpec`, `CallRecord`) are built from them at the edges of each 
 
 from __future__ import annotations
 
-import operator
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypedDict
 
@@ -98,5 +97,4 @@ class RunState(TypedDict, total=False):
     plan: list[dict[str, Any]]  # SubproblemSpec.to_dict() values, in plan order
     plan_note: str | None  # set when the plan was repaired or replaced
     results: Annotated[dict[str, dict[str, Any]], _merge]  # subproblem id -> result
-    calls: Annotated[list[dict[str, Any]], operator.add]  # CallRecord.to_dict() values
     output: str

@@ -29,4 +29,4 @@ async def synthesize_node(state: RunState, runtime: Runtime[RunContext]) -> dict
         messages, purpose="synthesize", on_token=lambda text: emit(AnswerToken(text))
     )
     emit_calls(response.calls)
-    return {"output": response.content, "calls": [c.to_dict() for c in response.calls]}
+    return {"output": response.content}

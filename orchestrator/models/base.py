@@ -55,37 +55,6 @@ class CallRecord:
     latency_s: float
     finish_reason: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "profile": self.profile,
-            "model": self.model,
-            "purpose": self.purpose,
-            "input_tokens": self.usage.input_tokens,
-            "cached_input_tokens": self.usage.cached_input_tokens,
-            "output_tokens": self.usage.output_tokens,
-            "reasoning_tokens": self.usage.reasoning_tokens,
-            "cost_usd": self.cost_usd,
-            "latency_s": self.latency_s,
-            "finish_reason": self.finish_reason,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CallRecord:
-        return cls(
-            profile=data["profile"],
-            model=data["model"],
-            purpose=data["purpose"],
-            usage=TokenUsage(
-                data["input_tokens"],
-                data["cached_input_tokens"],
-                data["output_tokens"],
-                data["reasoning_tokens"],
-            ),
-            cost_usd=data["cost_usd"],
-            latency_s=data["latency_s"],
-            finish_reason=data.get("finish_reason"),
-        )
-
 
 @dataclass(frozen=True)
 class ModelResponse:
