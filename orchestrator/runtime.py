@@ -12,7 +12,8 @@ from typing import Any, cast
 
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-from .errors import RunError, UsageError
+from .budget import Budget
+from .errors import BudgetExceededError, RunError, UsageError
 from .events import (
     CallFinished,
     Event,
@@ -104,7 +105,7 @@ class Workflow:
         async for event in self._stream(None, run_id):
             yield event
 
-    async def _connect(self, pool: ClientPool) -> dict[str, ChatModel]:
+    async def _connect(self, pool: ClientPool, budget: Budget) -> dict[str, ChatModel]:
         models: dict[str, ChatModel] = dict(self._models)
         for name, profile in self.spec.models.items():
             if name in models:
@@ -115,7 +116,7 @@ class Workflow:
             else:
                 base_url, key = resolve_endpoint(name, profile)
                 client = pool.get(base_url, key)
-            models[name] = OpenAIChatModel(name, profile, client, base_url)
+            models[name] = OpenAIChatModel(name, profile, client, base_url, budget)
         return {
             name: FallbackModel(model, models[fallback])
             if (fallback := self.spec.models[name].fallback)
@@ -130,7 +131,9 @@ class Workflow:
         pool = ClientPool()
         tracker = _Tracker(self.spec)
         try:
-            context = RunContext(self.spec, await self._connect(pool))
+            spent = sum(call.cost_usd for call in runlog.calls(run_id))
+            budget = Budget(self.spec.limits.budget_usd, spent_usd=spent)
+            context = RunContext(self.spec, await self._connect(pool, budget), budget)
             async with AsyncSqliteSaver.from_conn_string(str(self.home / CHECKPOINTS_FILE)) as cp:
                 graph = build_graph(cp)
                 config: Any = {"configurable": {"thread_id": run_id}}
@@ -163,6 +166,8 @@ class Workflow:
                                 runlog.add_call(run_id, payload.call)
                             tracker.see(payload)
                             yield payload
+                except BudgetExceededError as exc:
+                    status, error = "budget_exceeded", ErrorInfo(exc.type, exc.message)
                 except RunError as exc:
                     status, error = "failed", ErrorInfo(exc.type, exc.message)
                 except BaseException as exc:

@@ -70,6 +70,9 @@ class ModelProfile(BaseModel):
     reasoning: bool = Field(default=False, description="A reasoning model (o3, R1, ...).")
     reasoning_effort: Effort | None = Field(default=None, description="For reasoning models.")
     max_output_tokens: int | None = Field(default=None, gt=0, description="Output token cap.")
+    max_output_tokens_ceiling: int | None = Field(
+        default=None, gt=0, description="Cut-off reasoning doubles the cap up to this (default 4x)."
+    )
     temperature: float | None = Field(default=None, ge=0, le=2, description="Not for reasoning.")
     instruction_role: InstructionRole | None = Field(
         default=None, description="Default: developer if reasoning on api.openai.com, else system."

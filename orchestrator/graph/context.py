@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..budget import Budget
 from ..models.base import CallRecord, ChatModel
 from ..spec import Role, WorkflowSpec
 
@@ -16,6 +17,7 @@ class RunContext:
 
     spec: WorkflowSpec
     models: Mapping[str, ChatModel]  # profile name -> model
+    budget: Budget
 
     def model_for(self, role: Role) -> ChatModel:
         name, _ = self.spec.profile_for(role)

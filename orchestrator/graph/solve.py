@@ -7,11 +7,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from .. import prompts
-from ..errors import OrchestratorError
+from ..errors import BudgetExceededError, OrchestratorError
 from ..events import SubproblemFinished, SubproblemStarted
 from ..models.base import TokenUsage
 from .context import RunContext, emit, emit_calls
-from .state import SubproblemSpec
+from .state import Kind, SubproblemSpec
 
 THINK_INSTRUCTION = (
     " First write your reasoning inside <think></think> tags, then the answer after the"
@@ -31,8 +31,25 @@ async def solve(
     ctx: RunContext, task: str, sub: SubproblemSpec, answers: Mapping[str, str]
 ) -> dict[str, Any]:
     """Run one subproblem on the profile its kind routes to; return its result record."""
-    model = ctx.model_for(sub.kind)
-    _, profile = ctx.spec.profile_for(sub.kind)
+    degrade = sub.kind == "reason" and ctx.spec.limits.on_budget == "degrade"
+    if degrade and ctx.budget.degraded:
+        return await _solve_on(ctx, "generate", task, sub, answers)
+    try:
+        return await _solve_on(ctx, sub.kind, task, sub, answers)
+    except BudgetExceededError:
+        if not degrade:
+            raise
+        # The reasoning model no longer fits the budget: this and every remaining reasoning
+        # subproblem go to the generative role.
+        ctx.budget.degraded = True
+        return await _solve_on(ctx, "generate", task, sub, answers)
+
+
+async def _solve_on(
+    ctx: RunContext, role: Kind, task: str, sub: SubproblemSpec, answers: Mapping[str, str]
+) -> dict[str, Any]:
+    model = ctx.model_for(role)
+    _, profile = ctx.spec.profile_for(role)
     think = THINK_INSTRUCTION if profile.effective_think_tags else ""
     template = prompts.load("solve_reason" if sub.kind == "reason" else "solve_generate")
     messages = template.render(

@@ -25,6 +25,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from ..budget import Budget, input_token_bound
 from ..errors import (
     EndpointError,
     ModelError,
@@ -34,15 +35,19 @@ from ..errors import (
 )
 from ..spec import ModelProfile
 from .base import CallRecord, ChatModel, Message, ModelResponse, ResponseFormat, TokenUsage
-from .pricing import cost_usd
+from .pricing import cost_usd, worst_case_usd
 from .trace import StreamFilter, split_trace
 
 OPENAI_URL = "https://api.openai.com/v1"
 # A reasoning model's cap when the profile gives none: it must always be sent (issue: a
 # reasoning model that thinks without a cap can bill tens of thousands of tokens).
 DEFAULT_REASONING_CAP = 16_000
-# Cut-off reasoning is retried with the cap doubled, up to this many times the first cap.
+# Cut-off reasoning is retried with the cap doubled, up to the profile's ceiling (default: this
+# many times the first cap).
 CUTOFF_GROWTH_LIMIT = 4
+# A generative profile's cap when a budget is set and the profile gives none: the worst case
+# of a call must be bounded for the budget to hold.
+DEFAULT_BUDGETED_CAP = 4_096
 TRANSIENT_STATUS = frozenset({408, 409, 429})
 MAX_RETRY_AFTER_S = 120.0
 
@@ -144,8 +149,14 @@ class OpenAIChatModel(ChatModel):
     """A profile served by an OpenAI-compatible endpoint (OpenAI, vLLM, llama.cpp, DeepSeek...)."""
 
     def __init__(
-        self, profile_name: str, profile: ModelProfile, client: openai.AsyncOpenAI, base_url: str
+        self,
+        profile_name: str,
+        profile: ModelProfile,
+        client: openai.AsyncOpenAI,
+        base_url: str,
+        budget: Budget | None = None,
     ) -> None:
+        self.budget = budget
         self.profile = profile_name
         self.model = profile.model
         self.spec = profile
@@ -159,7 +170,11 @@ class OpenAIChatModel(ChatModel):
     def _cap(self) -> int | None:
         if self.spec.max_output_tokens:
             return self.spec.max_output_tokens
-        return DEFAULT_REASONING_CAP if self.spec.reasoning else None
+        if self.spec.reasoning:
+            return DEFAULT_REASONING_CAP
+        if self.budget is not None and self.budget.limit_usd is not None:
+            return DEFAULT_BUDGETED_CAP
+        return None
 
     def build_request(
         self, messages: list[Message], response_format: ResponseFormat | None, cap: int | None
@@ -201,21 +216,34 @@ class OpenAIChatModel(ChatModel):
         on_token: Callable[[str], None] | None = None,
     ) -> ModelResponse:
         cap = self._cap()
-        ceiling = (cap or 0) * CUTOFF_GROWTH_LIMIT
+        ceiling = self.spec.max_output_tokens_ceiling or (cap or 0) * CUTOFF_GROWTH_LIMIT
+        schema_text = json.dumps(response_format.schema) if response_format else ""
+        input_bound = input_token_bound(messages, schema_text)
         calls: list[CallRecord] = []
         while True:
             body = self.build_request(messages, response_format, cap)
+            worst = worst_case_usd(input_bound, cap or 0, self.spec.price)
+            if self.budget is not None:
+                try:
+                    self.budget.reserve(worst, f"{purpose} on '{self.profile}' ({self.model})")
+                except OrchestratorError as exc:
+                    exc.calls = tuple(calls)
+                    raise
             try:
                 content, trace, finish, record = await self._call_with_retries(
                     body, purpose, on_token
                 )
             except OrchestratorError as exc:
+                if self.budget is not None:
+                    self.budget.settle(worst, 0.0)
                 exc.calls = tuple(calls)
                 raise
+            if self.budget is not None:
+                self.budget.settle(worst, record.cost_usd)
             calls.append(record)
             if finish == "length" and not content and self.spec.reasoning and cap:
-                if cap * 2 <= ceiling:
-                    cap *= 2
+                if cap < ceiling:
+                    cap = min(cap * 2, ceiling)
                     continue
                 error = TruncatedError(
                     f"profile '{self.profile}' ({self.model}) spent its whole token cap "
