@@ -16,6 +16,7 @@ from dataclasses import asdict
 from rich.console import Console
 from rich.live import Live
 
+from .ask import ask_decision
 from .errors import OrchestratorError, UsageError
 from .events import AnswerToken, Event, RunFinished
 from .result import RunResult
@@ -37,6 +38,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--input", "-i", required=True, metavar="TEXT", help="the task; - reads stdin")
     run.add_argument("--json", action="store_true", help="print the result as JSON")
     run.add_argument("--run-id", help="an id for this run (default: generated)")
+    run.add_argument(
+        "--approve-plan",
+        action="store_true",
+        help="stop after planning: show the plan and ask to approve, edit or abort",
+    )
     resume = sub.add_parser("resume", help="continue a run that failed or was killed")
     resume.add_argument("run_id", metavar="RUN_ID")
     resume.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -92,8 +98,11 @@ def _read_task(value: str) -> str:
 
 def _run(args: argparse.Namespace) -> int:
     workflow = Workflow(load_workflow(args.workflow))
+    if args.approve_plan and args.input == "-":
+        raise UsageError("--approve-plan reads decisions from stdin: give the task with --input")
     task = _read_task(args.input)
-    return _show(workflow.astream(task, run_id=args.run_id), as_json=args.json)
+    events = workflow.astream(task, run_id=args.run_id, approve_plan=args.approve_plan)
+    return _finish(workflow, _show(events, as_json=args.json), as_json=args.json)
 
 
 def _resume(args: argparse.Namespace) -> int:
@@ -105,18 +114,35 @@ def _resume(args: argparse.Namespace) -> int:
             f"run {args.run_id} was started from Python; resume it with Workflow.aresume()"
         )
     workflow = Workflow(load_workflow(row.workflow_path))
-    return _show(workflow.astream_resume(args.run_id), as_json=args.json)
-
-
-def _show(events: AsyncIterator[Event], *, as_json: bool) -> int:
-    """Drive a run's events to the screen; the exit code says whether it completed."""
-    if as_json:
-        result = asyncio.run(last_result(events))
-        print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
-    elif sys.stdout.isatty() and not os.environ.get("ORCHESTRATOR_PLAIN"):
-        result = asyncio.run(_run_live(events))
+    if row.status == "awaiting_approval":
+        result = asyncio.run(workflow.ainspect(args.run_id))
     else:
-        result = asyncio.run(_run_plain(events))
+        result = _show(workflow.astream_resume(args.run_id), as_json=args.json)
+    return _finish(workflow, result, as_json=args.json)
+
+
+def _show(events: AsyncIterator[Event], *, as_json: bool) -> RunResult:
+    """Drive a run's events to the screen (nothing, with --json) and return its result."""
+    if as_json:
+        return asyncio.run(last_result(events))
+    if sys.stdout.isatty() and not os.environ.get("ORCHESTRATOR_PLAIN"):
+        return asyncio.run(_run_live(events))
+    return asyncio.run(_run_plain(events))
+
+
+def _finish(workflow: Workflow, result: RunResult, *, as_json: bool) -> int:
+    """Ask for plan decisions while the run awaits one; the exit code says if it completed."""
+    while result.status == "awaiting_approval":
+        decision, plan = ask_decision(result)
+        events = workflow.astream_resume(result.run_id, decision=decision, plan=plan)
+        try:
+            result = _show(events, as_json=as_json)
+        except UsageError as exc:
+            if decision != "edit":
+                raise
+            print(f"error: {exc.message}", file=sys.stderr)  # ask again
+    if as_json:
+        print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
     return 0 if result.status == "completed" else 1
 
 

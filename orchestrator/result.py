@@ -8,7 +8,8 @@ from typing import Any, Literal
 
 from .models.base import CallRecord
 
-Status = Literal["completed", "failed", "budget_exceeded"]
+# awaiting_approval: stopped after planning (approve_plan) until `resume` gives a decision.
+Status = Literal["completed", "failed", "budget_exceeded", "awaiting_approval"]
 
 
 @dataclass(frozen=True)

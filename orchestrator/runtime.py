@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.types import Command
 
 from .budget import Budget
 from .errors import BudgetExceededError, RunError, UsageError
@@ -23,6 +24,7 @@ from .events import (
 )
 from .graph.build import build_graph, mermaid
 from .graph.context import RunContext
+from .graph.review import ABORTED, Decision, validate_edit
 from .models import local
 from .models.base import ChatModel
 from .models.fallback import FallbackModel
@@ -78,32 +80,89 @@ class Workflow:
     def mermaid(self) -> str:
         return mermaid(self.spec)
 
-    def run(self, task: str, *, run_id: str | None = None) -> RunResult:
+    def run(self, task: str, *, run_id: str | None = None, approve_plan: bool = False) -> RunResult:
         """Run a task to the end (blocking). Use `arun` inside an event loop."""
-        return _blocking(self.arun(task, run_id=run_id), "run")
+        return _blocking(self.arun(task, run_id=run_id, approve_plan=approve_plan), "run")
 
-    async def arun(self, task: str, *, run_id: str | None = None) -> RunResult:
-        return await last_result(self.astream(task, run_id=run_id))
+    async def arun(
+        self, task: str, *, run_id: str | None = None, approve_plan: bool = False
+    ) -> RunResult:
+        return await last_result(self.astream(task, run_id=run_id, approve_plan=approve_plan))
 
-    async def astream(self, task: str, *, run_id: str | None = None) -> AsyncIterator[Event]:
-        """Run a task, yielding typed events as they happen; the last is `RunFinished`."""
+    async def astream(
+        self, task: str, *, run_id: str | None = None, approve_plan: bool = False
+    ) -> AsyncIterator[Event]:
+        """Run a task, yielding typed events as they happen; the last is `RunFinished`.
+
+        With `approve_plan`, the run stops after planning with status `awaiting_approval`;
+        continue it with `aresume(run_id, decision=...)`.
+        """
         if not task or not task.strip():
             raise UsageError("the task is empty: give some input text")
-        async for event in self._stream({"task": task}, run_id or new_run_id()):
+        graph_input = {"task": task, "approve_plan": approve_plan}
+        async for event in self._stream(graph_input, run_id or new_run_id()):
             yield event
 
-    def resume(self, run_id: str) -> RunResult:
-        """Continue a run that failed or was killed (blocking). Finished work is not redone."""
-        return _blocking(self.aresume(run_id), "resume")
+    def resume(
+        self,
+        run_id: str,
+        *,
+        decision: Decision | None = None,
+        plan: list[dict[str, Any]] | None = None,
+    ) -> RunResult:
+        """Continue a run that failed, was killed or awaits approval (blocking)."""
+        return _blocking(self.aresume(run_id, decision=decision, plan=plan), "resume")
 
-    async def aresume(self, run_id: str) -> RunResult:
-        return await last_result(self.astream_resume(run_id))
+    async def aresume(
+        self,
+        run_id: str,
+        *,
+        decision: Decision | None = None,
+        plan: list[dict[str, Any]] | None = None,
+    ) -> RunResult:
+        return await last_result(self.astream_resume(run_id, decision=decision, plan=plan))
 
-    async def astream_resume(self, run_id: str) -> AsyncIterator[Event]:
+    async def astream_resume(
+        self,
+        run_id: str,
+        *,
+        decision: Decision | None = None,
+        plan: list[dict[str, Any]] | None = None,
+    ) -> AsyncIterator[Event]:
         """Continue a run from its last checkpoint: no re-planning, and every subproblem that
-        finished before is taken from the checkpoint instead of calling its model again."""
-        async for event in self._stream(None, run_id):
+        finished before is taken from the checkpoint instead of calling its model again.
+
+        A run awaiting plan approval needs a `decision`: `approve`, `abort`, or `edit` with
+        `plan` (subproblems in the plan format), which is validated like a planner's plan.
+        """
+        command: Command[Any] | None = None
+        if decision is not None:
+            if decision not in ("approve", "edit", "abort"):
+                raise UsageError(f"decision must be approve, edit or abort, not {decision!r}")
+            answer: dict[str, Any] = {"action": decision}
+            if decision == "edit":
+                if plan is None:
+                    raise UsageError("decision='edit' needs the edited plan")
+                answer["plan"] = validate_edit(plan, self.spec.limits.max_subproblems)
+            command = Command(resume=answer)
+        async for event in self._stream(command, run_id):
             yield event
+
+    async def ainspect(self, run_id: str) -> RunResult:
+        """A run as it stands (plan, finished subproblems, cost), without running anything."""
+        row = RunLog(self.home).get(run_id)
+        async with AsyncSqliteSaver.from_conn_string(str(self.home / CHECKPOINTS_FILE)) as cp:
+            snapshot = await build_graph(cp).aget_state({"configurable": {"thread_id": run_id}})
+        if row is None or not snapshot.values:
+            raise UsageError(f"no run with id {run_id} in {self.home}")
+        tracker = _Tracker(self.spec)
+        tracker.state = dict(snapshot.values)
+        status: Status = "awaiting_approval" if snapshot.interrupts else "failed"
+        if row.status in ("completed", "budget_exceeded"):
+            status = cast(Status, row.status)
+        error = ErrorInfo("Unfinished", f"run is {row.status}") if status == "failed" else None
+        usage = Usage.from_calls(RunLog(self.home).calls(run_id))
+        return tracker.result(run_id, status, error, usage)
 
     async def _connect(self, pool: ClientPool, budget: Budget) -> dict[str, ChatModel]:
         models: dict[str, ChatModel] = dict(self._models)
@@ -125,8 +184,10 @@ class Workflow:
         }
 
     async def _stream(
-        self, graph_input: dict[str, Any] | None, run_id: str
+        self, graph_input: dict[str, Any] | Command[Any] | None, run_id: str
     ) -> AsyncIterator[Event]:
+        """Run (a dict input), resume (None) or answer a review (a Command) one run."""
+        starting = isinstance(graph_input, dict)
         runlog = RunLog(self.home)
         pool = ClientPool()
         tracker = _Tracker(self.spec)
@@ -138,20 +199,27 @@ class Workflow:
                 graph = build_graph(cp)
                 config: Any = {"configurable": {"thread_id": run_id}}
                 prior = await graph.aget_state(config)
-                if graph_input is not None and prior.values:
+                if starting and prior.values:
                     raise UsageError(
                         f"run {run_id} already exists: resume it with "
                         f"`orchestrator resume {run_id}`, or choose another --run-id"
                     )
-                if graph_input is None and not prior.values:
+                if not starting and not prior.values:
                     raise UsageError(f"no run with id {run_id} in {self.home}")
+                if prior.interrupts and graph_input is None:
+                    raise UsageError(
+                        f"run {run_id} is waiting for plan approval: "
+                        "give a decision (approve, edit or abort)"
+                    )
+                if isinstance(graph_input, Command) and not prior.interrupts:
+                    raise UsageError(f"run {run_id} is not waiting for plan approval")
                 tracker.state = dict(prior.values)
-                task = tracker.state.get("task") or (graph_input or {}).get("task", "")
+                task = tracker.state.get("task") or cast(dict[str, Any], graph_input)["task"]
                 runlog.start(run_id, self.spec.name, self.spec.source, task)
                 status: Status = "completed"
                 error: ErrorInfo | None = None
                 try:
-                    if graph_input is not None or prior.next:
+                    if starting or prior.next:
                         stream = graph.astream(
                             cast(Any, graph_input),
                             config,
@@ -173,6 +241,10 @@ class Workflow:
                 except BaseException as exc:
                     runlog.finish(run_id, "failed", f"{type(exc).__name__}: {exc}")
                     raise
+                if status == "completed" and (await graph.aget_state(config)).interrupts:
+                    status = "awaiting_approval"
+                elif status == "completed" and tracker.state.get("aborted"):
+                    status, error = "failed", ErrorInfo("PlanRejected", ABORTED)
                 runlog.finish(run_id, status, error.message if error else None)
                 usage = Usage.from_calls(runlog.calls(run_id))
                 yield RunFinished(tracker.result(run_id, status, error, usage))

@@ -110,8 +110,17 @@ def test_sigkill_mid_run_then_resume(env: Path, fake_openai: FakeOpenAI) -> None
     path = env / "wf.yaml"
     path.write_text(WORKFLOW)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator.cli", "run", str(path), "--input", "task",
-         "--run-id", "killed"],
+        [
+            sys.executable,
+            "-m",
+            "orchestrator.cli",
+            "run",
+            str(path),
+            "--input",
+            "task",
+            "--run-id",
+            "killed",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env={**os.environ, "ORCHESTRATOR_PLAIN": "1"},

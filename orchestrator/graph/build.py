@@ -10,6 +10,7 @@ from ..spec import Role, WorkflowSpec
 from .context import RunContext
 from .execute import execute_node
 from .plan import plan_node
+from .review import after_review, review_node
 from .state import RunState
 from .synthesize import synthesize_node
 
@@ -17,13 +18,18 @@ from .synthesize import synthesize_node
 def build_graph(
     checkpointer: BaseCheckpointSaver[str] | None = None,
 ) -> CompiledStateGraph[RunState, RunContext, RunState, RunState]:
-    """plan -> execute (the scheduler) -> synthesize, with an optional checkpointer."""
+    """plan -> review -> execute (the scheduler) -> synthesize, with an optional checkpointer.
+
+    `review` passes straight through unless the run asked for plan approval.
+    """
     graph = StateGraph(RunState, context_schema=RunContext)
     graph.add_node("plan", plan_node)
+    graph.add_node("review", review_node)
     graph.add_node("execute", execute_node)
     graph.add_node("synthesize", synthesize_node)
     graph.add_edge(START, "plan")
-    graph.add_edge("plan", "execute")
+    graph.add_edge("plan", "review")
+    graph.add_conditional_edges("review", after_review, ["execute", END])
     graph.add_edge("execute", "synthesize")
     graph.add_edge("synthesize", END)
     return graph.compile(checkpointer=checkpointer, name="orchestrator")

@@ -94,6 +94,8 @@ class RunState(TypedDict, total=False):
     """What the checkpointer stores for a run."""
 
     task: str
+    approve_plan: bool  # stop after planning until a person approves, edits or aborts
+    aborted: bool  # the plan was rejected at review
     plan: list[dict[str, Any]]  # SubproblemSpec.to_dict() values, in plan order
     plan_note: str | None  # set when the plan was repaired or replaced
     results: Annotated[dict[str, dict[str, Any]], _merge]  # subproblem id -> result
