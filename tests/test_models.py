@@ -188,3 +188,20 @@ async def test_one_client_per_endpoint(fake_openai: FakeOpenAI) -> None:
     assert a.client is b.client
     assert pool.get("http://127.0.0.1:1/v1", KEY) is not a.client
     await pool.aclose()
+
+
+async def test_cut_off_cap_grows_to_the_profile_ceiling(fake_openai: FakeOpenAI) -> None:
+    fake_openai.configure_model("r", reasoning=True)
+    for _ in range(3):
+        fake_openai.enqueue(Reply(content="", finish_reason="length", completion_tokens=100))
+    pool = ClientPool()
+    model = make_model(
+        fake_openai,
+        pool,
+        "    model: r\n    reasoning: true\n    max_output_tokens: 100\n"
+        "    max_output_tokens_ceiling: 250\n",
+    )
+    with pytest.raises(TruncatedError, match="250 tokens"):
+        await model.request(MESSAGES, purpose="x")
+    await pool.aclose()
+    assert [q.body["max_completion_tokens"] for q in fake_openai.requests] == [100, 200, 250]

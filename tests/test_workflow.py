@@ -235,3 +235,24 @@ async def test_fallback_profile_after_retries(
     assert result.subproblems[0].output.startswith("[steady] answer")
     models = [r.model for r in fake_openai.requests]
     assert models == ["steady", "flaky", "flaky", "steady", "steady"]
+
+
+async def test_billed_calls_of_a_failed_plan_are_counted(
+    fake_openai: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-workflow-0000")
+    fake_openai.configure_model("think-model", reasoning=True)
+    spec = parse_workflow(
+        "name: t\nmodels:\n"
+        "  thinker: {model: think-model, reasoning: true, max_output_tokens: 100,\n"
+        "            max_output_tokens_ceiling: 100, price: {input: 1, output: 10}}\n"
+        "  writer: {model: write-model}\n"
+        "roles: {plan: thinker, reason: thinker, generate: writer, synthesize: writer}\n"
+    )
+    fake_openai.enqueue(Reply(content="", finish_reason="length", completion_tokens=100))
+    result = await Workflow(spec, home=tmp_path).arun("task")
+    assert result.status == "failed" and result.error and result.error.type == "TruncatedError"
+    thinker = result.usage.by_profile["thinker"]
+    assert (thinker.calls, thinker.output_tokens) == (1, 100)
+    assert result.usage.cost_usd == pytest.approx(thinker.cost_usd) and thinker.cost_usd > 0.001

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..budget import Budget
-from ..models.base import CallRecord, ChatModel
+from ..errors import OrchestratorError
+from ..models.base import ChatModel, Message, ModelResponse
 from ..spec import Role, WorkflowSpec
 
 
@@ -35,8 +36,16 @@ def emit(event: Any) -> None:
     writer(event)
 
 
-def emit_calls(calls: tuple[CallRecord, ...] | list[CallRecord]) -> None:
+async def call(model: ChatModel, messages: list[Message], **options: Any) -> ModelResponse:
+    """One model request whose billed calls reach the run log, whether it succeeds or fails."""
     from ..events import CallFinished
 
-    for call in calls:
-        emit(CallFinished(call))
+    try:
+        response = await model.request(messages, **options)
+    except OrchestratorError as exc:
+        for record in exc.calls:
+            emit(CallFinished(record))
+        raise
+    for record in response.calls:
+        emit(CallFinished(record))
+    return response

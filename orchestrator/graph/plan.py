@@ -13,7 +13,7 @@ from .. import prompts
 from ..errors import PlanError
 from ..events import PlannedItem, PlanReady
 from ..models.base import Message, ResponseFormat
-from .context import RunContext, emit, emit_calls
+from .context import RunContext, call, emit
 from .state import Kind, Plan, RunState, SubproblemSpec, plan_json_schema
 
 MAX_REPLANS = 2
@@ -118,9 +118,8 @@ async def plan_node(state: RunState, runtime: Runtime[RunContext]) -> dict[str, 
                 Message("assistant", last_answer),
                 *prompts.load("replan").render(errors="\n".join(f"- {p}" for p in problems)),
             ]
-        response = await model.request(messages, purpose="plan", response_format=fmt)
+        response = await call(model, messages, purpose="plan", response_format=fmt)
         last_answer = response.content
-        emit_calls(response.calls)
         parsed = parse_plan(response.content)
         if isinstance(parsed, str):
             problems = [parsed]

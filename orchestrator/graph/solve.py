@@ -10,7 +10,7 @@ from .. import prompts
 from ..errors import BudgetExceededError, OrchestratorError
 from ..events import SubproblemFinished, SubproblemStarted
 from ..models.base import TokenUsage
-from .context import RunContext, emit, emit_calls
+from .context import RunContext, call, emit
 from .state import Kind, SubproblemSpec
 
 THINK_INSTRUCTION = (
@@ -64,9 +64,8 @@ async def _solve_on(
         "model": model.model,
     }
     try:
-        response = await model.request(messages, purpose=f"solve:{sub.id}")
+        response = await call(model, messages, purpose=f"solve:{sub.id}")
     except OrchestratorError as exc:
-        emit_calls(exc.calls)
         usage = sum((c.usage for c in exc.calls), TokenUsage())
         cost = sum(c.cost_usd for c in exc.calls)
         emit(
@@ -84,7 +83,6 @@ async def _solve_on(
             )
         )
         raise
-    emit_calls(response.calls)
     latency = time.monotonic() - started
     emit(
         SubproblemFinished(

@@ -8,7 +8,7 @@ from langgraph.runtime import Runtime
 
 from .. import prompts
 from ..events import AnswerToken
-from .context import RunContext, emit, emit_calls
+from .context import RunContext, call, emit
 from .state import RunState
 
 
@@ -25,8 +25,7 @@ def results_block(state: RunState) -> str:
 async def synthesize_node(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     model = runtime.context.model_for("synthesize")
     messages = prompts.load("synthesize").render(task=state["task"], results=results_block(state))
-    response = await model.request(
-        messages, purpose="synthesize", on_token=lambda text: emit(AnswerToken(text))
+    response = await call(
+        model, messages, purpose="synthesize", on_token=lambda text: emit(AnswerToken(text))
     )
-    emit_calls(response.calls)
     return {"output": response.content}
