@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict
+from pathlib import Path
 
 from rich.console import Console
 from rich.live import Live
@@ -19,6 +20,7 @@ from rich.live import Live
 from .ask import ask_decision
 from .errors import OrchestratorError, UsageError
 from .events import AnswerToken, Event, RunFinished
+from .graph.build import picture
 from .result import RunResult
 from .runlog import RunLog
 from .runtime import Workflow, last_result, orchestrator_home
@@ -51,8 +53,13 @@ def _parser() -> argparse.ArgumentParser:
     runs.add_argument("--json", action="store_true", help="print the list as JSON")
     validate = sub.add_parser("validate", help="check a workflow file without running it")
     validate.add_argument("workflow")
-    graph = sub.add_parser("graph", help="print the workflow as a Mermaid flowchart")
+    graph = sub.add_parser(
+        "graph", help="print the workflow as a Mermaid flowchart and write an SVG picture"
+    )
     graph.add_argument("workflow")
+    graph.add_argument(
+        "--out", metavar="FILE.svg", help="where to write the picture (default: NAME.svg)"
+    )
     sub.add_parser("schema", help="print the JSON Schema of workflow YAML files")
     return parser
 
@@ -75,7 +82,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"ok: {spec.name}: {len(spec.models)} model profiles; {roles}")
             return 0
         if args.command == "graph":
-            print(Workflow(load_workflow(args.workflow)).mermaid())
+            spec = load_workflow(args.workflow)
+            print(Workflow(spec).mermaid())
+            out = Path(args.out or f"{spec.name}.svg")
+            out.write_text(picture(spec), encoding="utf-8")
+            print(f"wrote {out}", file=sys.stderr)
             return 0
         print(json.dumps(workflow_json_schema(), indent=2))
         return 0

@@ -1,21 +1,35 @@
-"""Prompt templates from `prompts/`: plain text with `{{ name }}` slots, nothing executable.
+"""Prompt templates: plain text with `{{ name }}` slots, nothing executable.
 
-A template file holds the instruction, then a line `=== user ===`, then the user message. Slots
-are filled by plain substitution, never evaluated, so a template cannot run code.
+A template holds the instruction, then a line `=== user ===`, then the user message. A slot is a
+state key, optionally followed by keys into it (`{{ verdict.feedback }}`). Slots are filled by
+plain substitution, never evaluated, and a filled-in value is never expanded again, so a
+template cannot run code.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from typing import Any
 
 from .errors import UsageError
 from .models.base import Message
 
-_SLOT = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+_SLOT = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\s*\}\}")
 _SEPARATOR = "=== user ==="
+
+
+def show(value: Any) -> str:
+    """A state value as prompt text: strings as they are, everything else as JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, indent=2, default=str)
 
 
 @dataclass(frozen=True)
@@ -26,18 +40,35 @@ class Template:
 
     @property
     def variables(self) -> frozenset[str]:
-        return frozenset(_SLOT.findall(self.instruction) + _SLOT.findall(self.user))
+        """The state keys the template reads (the first part of each slot)."""
+        slots = _SLOT.findall(self.instruction) + _SLOT.findall(self.user)
+        return frozenset(slot.split(".")[0] for slot in slots)
 
-    def render(self, **values: str) -> list[Message]:
-        missing = self.variables - values.keys()
+    def render(self, values: Mapping[str, Any] | None = None, **more: Any) -> list[Message]:
+        scope = {**(values or {}), **more}
+        missing = self.variables - scope.keys()
         if missing:
             raise UsageError(f"prompt '{self.name}' needs {', '.join(sorted(missing))}")
 
+        def lookup(match: re.Match[str]) -> str:
+            root, *keys = match.group(1).split(".")
+            value = scope[root]
+            for key in keys:
+                value = value.get(key) if isinstance(value, Mapping) else None
+            return show(value)
+
         def fill(text: str) -> str:
-            return _SLOT.sub(lambda m: values[m.group(1)], text).strip()
+            return _SLOT.sub(lookup, text).strip()
 
         messages = [Message("instruction", fill(self.instruction))] if self.instruction else []
         return [*messages, Message("user", fill(self.user))]
+
+
+def parse(name: str, text: str) -> Template:
+    instruction, sep, user = text.partition(_SEPARATOR)
+    if not sep:
+        instruction, user = "", text
+    return Template(name, instruction.strip(), user.strip())
 
 
 @cache
@@ -46,8 +77,5 @@ def load(name: str) -> Template:
     try:
         text = resources.files("orchestrator._prompts").joinpath(f"{name}.md").read_text("utf-8")
     except (FileNotFoundError, ModuleNotFoundError):
-        raise UsageError(f"no prompt template named '{name}'") from None
-    instruction, sep, user = text.partition(_SEPARATOR)
-    if not sep:
-        instruction, user = "", text
-    return Template(name, instruction.strip(), user.strip())
+        raise UsageError(f"no prompt template named '{name}' in prompts/") from None
+    return parse(name, text)

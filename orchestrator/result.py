@@ -9,7 +9,8 @@ from typing import Any, Literal
 from .models.base import CallRecord
 
 # awaiting_approval: stopped after planning (approve_plan) until `resume` gives a decision.
-Status = Literal["completed", "failed", "budget_exceeded", "awaiting_approval"]
+# awaiting_input: a custom graph's human node asked `question`; `resume` gives the answer.
+Status = Literal["completed", "failed", "budget_exceeded", "awaiting_approval", "awaiting_input"]
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,7 @@ class RunResult:
     usage: Usage
     error: ErrorInfo | None = None
     plan_note: str | None = None
+    question: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -6,7 +6,7 @@ import asyncio
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any, cast
 
@@ -24,11 +24,13 @@ from .events import (
 )
 from .graph.build import build_graph, mermaid
 from .graph.context import RunContext
+from .graph.custom import plan_event
 from .graph.review import ABORTED, Decision, validate_edit
 from .models import local
 from .models.base import ChatModel
 from .models.fallback import FallbackModel
 from .models.openai import ClientPool, OpenAIChatModel, resolve_endpoint
+from .prompts import show
 from .result import ErrorInfo, RunResult, Status, SubproblemResult, Usage
 from .runlog import RunLog
 from .spec import WorkflowSpec, load_workflow
@@ -50,6 +52,9 @@ class Workflow:
 
     `models` replaces the model behind any profile by name (for tests, or any backend that
     implements `ChatModel`); the rest are connected from the spec when a run starts.
+    `functions` registers Python callables by name for the graph's `python` nodes
+    (`function: name`): registering is the application's opt-in, so no `allow_python` entry
+    is needed for them.
     """
 
     def __init__(
@@ -57,9 +62,11 @@ class Workflow:
         spec: WorkflowSpec,
         *,
         models: Mapping[str, ChatModel] | None = None,
+        functions: Mapping[str, Callable[..., Any]] | None = None,
         home: str | os.PathLike[str] | None = None,
     ) -> None:
         self.spec = spec
+        self.functions = dict(functions or {})
         self._models = dict(models or {})
         unknown = self._models.keys() - spec.models.keys()
         if unknown:
@@ -99,7 +106,14 @@ class Workflow:
         """
         if not task or not task.strip():
             raise UsageError("the task is empty: give some input text")
-        graph_input = {"task": task, "approve_plan": approve_plan}
+        graph_input: dict[str, Any] = {"task": task, "approve_plan": approve_plan}
+        if self.spec.graph is not None:
+            if approve_plan:
+                raise UsageError(
+                    "approve_plan applies to the default pipeline; a custom graph asks people "
+                    "with a human node"
+                )
+            graph_input = {**self.spec.graph.state, "task": task}
         async for event in self._stream(graph_input, run_id or new_run_id()):
             yield event
 
@@ -109,9 +123,12 @@ class Workflow:
         *,
         decision: Decision | None = None,
         plan: list[dict[str, Any]] | None = None,
+        answer: Any = None,
     ) -> RunResult:
         """Continue a run that failed, was killed or awaits approval (blocking)."""
-        return _blocking(self.aresume(run_id, decision=decision, plan=plan), "resume")
+        return _blocking(
+            self.aresume(run_id, decision=decision, plan=plan, answer=answer), "resume"
+        )
 
     async def aresume(
         self,
@@ -119,8 +136,11 @@ class Workflow:
         *,
         decision: Decision | None = None,
         plan: list[dict[str, Any]] | None = None,
+        answer: Any = None,
     ) -> RunResult:
-        return await last_result(self.astream_resume(run_id, decision=decision, plan=plan))
+        return await last_result(
+            self.astream_resume(run_id, decision=decision, plan=plan, answer=answer)
+        )
 
     async def astream_resume(
         self,
@@ -128,23 +148,27 @@ class Workflow:
         *,
         decision: Decision | None = None,
         plan: list[dict[str, Any]] | None = None,
+        answer: Any = None,
     ) -> AsyncIterator[Event]:
         """Continue a run from its last checkpoint: no re-planning, and every subproblem that
         finished before is taken from the checkpoint instead of calling its model again.
 
         A run awaiting plan approval needs a `decision`: `approve`, `abort`, or `edit` with
         `plan` (subproblems in the plan format), which is validated like a planner's plan.
+        A run awaiting input (a human node) needs the `answer`.
         """
         command: Command[Any] | None = None
-        if decision is not None:
+        if answer is not None:
+            command = Command(resume=answer)
+        elif decision is not None:
             if decision not in ("approve", "edit", "abort"):
                 raise UsageError(f"decision must be approve, edit or abort, not {decision!r}")
-            answer: dict[str, Any] = {"action": decision}
+            review: dict[str, Any] = {"action": decision}
             if decision == "edit":
                 if plan is None:
                     raise UsageError("decision='edit' needs the edited plan")
-                answer["plan"] = validate_edit(plan, self.spec.limits.max_subproblems)
-            command = Command(resume=answer)
+                review["plan"] = validate_edit(plan, self.spec.limits.max_subproblems)
+            command = Command(resume=review)
         async for event in self._stream(command, run_id):
             yield event
 
@@ -152,7 +176,9 @@ class Workflow:
         """A run as it stands (plan, finished subproblems, cost), without running anything."""
         row = RunLog(self.home).get(run_id)
         async with AsyncSqliteSaver.from_conn_string(str(self.home / CHECKPOINTS_FILE)) as cp:
-            snapshot = await build_graph(cp).aget_state({"configurable": {"thread_id": run_id}})
+            snapshot = await build_graph(self.spec, cp).aget_state(
+                {"configurable": {"thread_id": run_id}}
+            )
         if row is None or not snapshot.values:
             raise UsageError(f"no run with id {run_id} in {self.home}")
         tracker = _Tracker(self.spec)
@@ -194,9 +220,10 @@ class Workflow:
         try:
             spent = sum(call.cost_usd for call in runlog.calls(run_id))
             budget = Budget(self.spec.limits.budget_usd, spent_usd=spent)
-            context = RunContext(self.spec, await self._connect(pool, budget), budget)
+            models = await self._connect(pool, budget)
+            context = RunContext(self.spec, models, budget, self.functions)
             async with AsyncSqliteSaver.from_conn_string(str(self.home / CHECKPOINTS_FILE)) as cp:
-                graph = build_graph(cp)
+                graph = build_graph(self.spec, cp)
                 config: Any = {"configurable": {"thread_id": run_id}}
                 prior = await graph.aget_state(config)
                 if starting and prior.values:
@@ -207,17 +234,24 @@ class Workflow:
                 if not starting and not prior.values:
                     raise UsageError(f"no run with id {run_id} in {self.home}")
                 if prior.interrupts and graph_input is None:
+                    waiting = _waiting_for(prior.interrupts)[0]
                     raise UsageError(
-                        f"run {run_id} is waiting for plan approval: "
-                        "give a decision (approve, edit or abort)"
+                        f"run {run_id} is waiting for plan approval: give a decision "
+                        "(approve, edit or abort)"
+                        if waiting == "awaiting_approval"
+                        else f"run {run_id} is waiting for input: give the answer"
                     )
                 if isinstance(graph_input, Command) and not prior.interrupts:
-                    raise UsageError(f"run {run_id} is not waiting for plan approval")
+                    raise UsageError(f"run {run_id} is not waiting for a decision or input")
                 tracker.state = dict(prior.values)
                 task = tracker.state.get("task") or cast(dict[str, Any], graph_input)["task"]
                 runlog.start(run_id, self.spec.name, self.spec.source, task)
                 status: Status = "completed"
                 error: ErrorInfo | None = None
+                if starting and self.spec.graph is not None:
+                    announce = plan_event(context, self.spec.graph)
+                    tracker.see(announce)
+                    yield announce
                 try:
                     if starting or prior.next:
                         stream = graph.astream(
@@ -241,8 +275,9 @@ class Workflow:
                 except BaseException as exc:
                     runlog.finish(run_id, "failed", f"{type(exc).__name__}: {exc}")
                     raise
-                if status == "completed" and (await graph.aget_state(config)).interrupts:
-                    status = "awaiting_approval"
+                interrupts = (await graph.aget_state(config)).interrupts
+                if status == "completed" and interrupts:
+                    status, tracker.question = _waiting_for(interrupts)
                 elif status == "completed" and tracker.state.get("aborted"):
                     status, error = "failed", ErrorInfo("PlanRejected", ABORTED)
                 runlog.finish(run_id, status, error.message if error else None)
@@ -250,6 +285,14 @@ class Workflow:
                 yield RunFinished(tracker.result(run_id, status, error, usage))
         finally:
             await pool.aclose()
+
+
+def _waiting_for(interrupts: Any) -> tuple[Status, str | None]:
+    """What a paused run waits for: a plan decision, or a human node's answer."""
+    value = interrupts[0].value
+    if isinstance(value, dict) and "node" in value:
+        return "awaiting_input", str(value.get("message") or "")
+    return "awaiting_approval", None
 
 
 def _blocking(coro: Coroutine[Any, Any, RunResult], method: str) -> RunResult:
@@ -278,6 +321,7 @@ class _Tracker:
         self.state: dict[str, Any] = {}
         self.plan: PlanReady | None = None
         self.finished: dict[str, SubproblemFinished] = {}
+        self.question: str | None = None
 
     def see(self, event: Any) -> None:
         if isinstance(event, PlanReady):
@@ -288,15 +332,47 @@ class _Tracker:
     def result(
         self, run_id: str, status: Status, error: ErrorInfo | None, usage: Usage
     ) -> RunResult:
+        graph = self.spec.graph
+        output = self.state.get("output", "")
+        if graph is not None:
+            output = show(self.state.get(graph.answer_key))
         return RunResult(
             run_id=run_id,
             status=status,
-            output=self.state.get("output", "") if status == "completed" else "",
-            subproblems=tuple(self._subproblems()),
+            output=output if status == "completed" else "",
+            question=self.question,
+            subproblems=tuple(self._nodes() if graph is not None else self._subproblems()),
             usage=usage,
             error=error,
             plan_note=self.state.get("plan_note") or (self.plan.note if self.plan else None),
         )
+
+    def _nodes(self) -> list[SubproblemResult]:
+        """A custom graph's nodes, as the `subproblems` of the result."""
+        graph = self.spec.graph
+        assert graph is not None
+        out = []
+        for name, node in graph.nodes.items():
+            if name in graph.mapped:
+                continue
+            value = self.state.get(graph.output_key(name))
+            event = self.finished.get(name)
+            ran = any(t["node"] == name for t in self.state.get("trace") or [])
+            status = event.status if event else ("done" if ran else "pending")
+            if ran and status == "failed":
+                status = "done"  # failed once, then ran again
+            out.append(
+                SubproblemResult(
+                    id=name,
+                    kind=node.type,
+                    profile=event.profile if event else (node.profile or ""),
+                    model=event.model if event else "",
+                    status=status,
+                    output=show(value) if ran else "",
+                    task=node.prompt or node.type,
+                )
+            )
+        return out
 
     def _subproblems(self) -> list[SubproblemResult]:
         results: dict[str, Any] = self.state.get("results") or {}

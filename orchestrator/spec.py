@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, Valid
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from orchestrator.errors import SpecError, register_secret
+from orchestrator.graphspec import GraphSpec, check_graph
 
 Role = Literal["plan", "reason", "generate", "synthesize"]
 Effort = Literal["none", "minimal", "low", "medium", "high", "xhigh"]
@@ -160,6 +161,12 @@ class WorkflowSpec(BaseModel):
     )
     roles: Roles = Field(default_factory=Roles, description="Role -> profile name.")
     limits: Limits = Field(default_factory=Limits, description="Bounds on one run.")
+    graph: GraphSpec | None = Field(
+        default=None, description="A custom graph; default: plan -> solve -> synthesize."
+    )
+    allow_python: list[str] = Field(
+        default_factory=list, description="module:function names python nodes may call."
+    )
     _source: str | None = PrivateAttr(None)
 
     @property
@@ -173,7 +180,7 @@ class WorkflowSpec(BaseModel):
         return name, self.models[name]
 
     @pydantic.model_validator(mode="after")
-    def _check_references(self) -> WorkflowSpec:
+    def _check_references(self, info: pydantic.ValidationInfo) -> WorkflowSpec:
         names = list(self.models)
         errors: list[InitErrorDetails] = []
         for name, profile in self.models.items():
@@ -201,6 +208,9 @@ class WorkflowSpec(BaseModel):
                 resolved[role] = ref
             else:
                 errors.append(_ref_error(("roles", role), ref, names))
+        if self.graph is not None and not errors:
+            base = (info.context or {}).get("base_dir") if info else None
+            errors = check_graph(self.graph, self.models, self.allow_python, base)
         if errors:
             raise ValidationError.from_exception_data(type(self).__name__, errors)
         object.__setattr__(self, "roles", Roles(**resolved))
@@ -388,7 +398,8 @@ def parse_workflow(
     except yaml.YAMLError as exc:
         raise SpecError(f"invalid YAML: {exc}", file=file) from None
     try:
-        spec = WorkflowSpec.model_validate(data)
+        base_dir = Path(file).resolve().parent if file else None
+        spec = WorkflowSpec.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as exc:
         raise _spec_error(exc, file, builder.lines) from None
     spec._source = file

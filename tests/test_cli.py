@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 
@@ -373,9 +374,12 @@ def test_validate_graph_and_schema(cli: Any, tmp_path: Path) -> None:
     wf = write_workflow(tmp_path)
     proc = cli("validate", str(wf))
     assert proc.returncode == 0 and proc.stdout.startswith("ok"), proc
-    proc = cli("graph", str(wf))
+    picture = tmp_path / "pic.svg"
+    proc = cli("graph", str(wf), "--out", str(picture))
     assert proc.returncode == 0 and proc.stdout.startswith("flowchart"), proc
     assert "thinker" in proc.stdout and "writer" in proc.stdout
+    svg = ElementTree.fromstring(picture.read_text())
+    assert svg.tag.endswith("svg") and "thinker" in picture.read_text()
     proc = cli("schema")
     assert proc.returncode == 0, proc.stderr
     schema = json.loads(proc.stdout)

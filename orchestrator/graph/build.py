@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
+from ..graphspec import END as END_NODE
+from ..picture import PicEdge, PicNode, render_svg
 from ..spec import Role, WorkflowSpec
 from .context import RunContext
+from .custom import build_custom_graph
 from .execute import execute_node
 from .plan import plan_node
 from .review import after_review, review_node
@@ -16,6 +21,15 @@ from .synthesize import synthesize_node
 
 
 def build_graph(
+    spec: WorkflowSpec, checkpointer: BaseCheckpointSaver[str] | None = None
+) -> CompiledStateGraph[Any, RunContext, Any, Any]:
+    """The workflow's own `graph:` if it has one, else the default pipeline."""
+    if spec.graph is not None:
+        return build_custom_graph(spec.graph, checkpointer)
+    return build_default_graph(checkpointer)
+
+
+def build_default_graph(
     checkpointer: BaseCheckpointSaver[str] | None = None,
 ) -> CompiledStateGraph[RunState, RunContext, RunState, RunState]:
     """plan -> review -> execute (the scheduler) -> synthesize, with an optional checkpointer.
@@ -37,6 +51,8 @@ def build_graph(
 
 def mermaid(spec: WorkflowSpec) -> str:
     """The workflow as a Mermaid flowchart, with the profile and model behind each role."""
+    if spec.graph is not None:
+        return _custom_mermaid(spec)
 
     def role(name: Role) -> str:
         profile, model = spec.profile_for(name)
@@ -57,3 +73,78 @@ def mermaid(spec: WorkflowSpec) -> str:
             f'  synthesize["synthesize<br/>{role("synthesize")}"] --> answer([answer])',
         ]
     )
+
+
+def _custom_mermaid(spec: WorkflowSpec) -> str:
+    graph = spec.graph
+    assert graph is not None
+    lines = ["flowchart TD", f"  START([task]) --> {_id(graph.entry_node)}"]
+    for name, node in graph.nodes.items():
+        detail = node_detail(spec, name)
+        lines.append(f'  {_id(name)}["{name}<br/>{detail}"]')
+        if node.type == "map" and node.node:
+            lines.append(f'  {_id(name)} -. "each item of {node.over}" .-> {_id(node.node)}')
+    for edge in graph.edges:
+        target = "END([answer])" if edge.to == END_NODE else _id(edge.to)
+        if edge.when:
+            label = edge.when.replace('"', "'")
+            lines.append(f'  {_id(edge.source)} -- "{label}" --> {target}')
+        else:
+            lines.append(f"  {_id(edge.source)} --> {target}")
+    return "\n".join(lines)
+
+
+def node_detail(spec: WorkflowSpec, name: str) -> str:
+    """A node's type and, for model nodes, the profile and model that run it."""
+    assert spec.graph is not None
+    node = spec.graph.nodes[name]
+    if node.type in ("reason", "generate", "verify", "plan"):
+        profile = node.profile or spec.profile_for(node.role)[0]
+        return f"{node.type} · {profile}: {spec.models[profile].model}"
+    if node.type == "python":
+        return f"python · {node.function}"
+    return node.type
+
+
+def _id(name: str) -> str:
+    return "n_" + "".join(c if c.isalnum() else "_" for c in name)
+
+
+def picture(spec: WorkflowSpec) -> str:
+    """The workflow as an SVG image (drawn here: no graphviz or browser needed)."""
+    nodes = [PicNode("START", "task", "start")]
+    edges: list[PicEdge] = []
+    graph = spec.graph
+    if graph is None:
+
+        def role(name: Role) -> str:
+            profile, model = spec.profile_for(name)
+            return f"{name}\n{profile}: {model.model}"
+
+        limits = spec.limits
+        nodes += [
+            PicNode("plan", role("plan"), "plan"),
+            PicNode("dispatch", f"dispatch ≤ {limits.concurrency} at once", "dispatch"),
+            PicNode("reason", role("reason"), "reason"),
+            PicNode("generate", role("generate"), "generate"),
+            PicNode("synthesize", role("synthesize"), "generate"),
+        ]
+        edges += [
+            PicEdge("START", "plan"),
+            PicEdge("plan", "dispatch"),
+            PicEdge("dispatch", "reason", "kind: reason"),
+            PicEdge("dispatch", "generate", "kind: generate"),
+            PicEdge("reason", "synthesize"),
+            PicEdge("generate", "synthesize"),
+            PicEdge("synthesize", "END"),
+        ]
+    else:
+        for name, node in graph.nodes.items():
+            nodes.append(PicNode(name, f"{name}\n{node_detail(spec, name)}", node.type))
+            if node.type == "map" and node.node:
+                edges.append(PicEdge(name, node.node, f"each of {node.over}", dashed=True))
+        edges.append(PicEdge("START", graph.entry_node))
+        for edge in graph.edges:
+            edges.append(PicEdge(edge.source, edge.to, edge.when or "", dashed=bool(edge.when)))
+    nodes.append(PicNode("END", "answer", "end"))
+    return render_svg(nodes, edges, title=spec.name)

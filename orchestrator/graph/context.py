@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..budget import Budget
@@ -19,6 +19,7 @@ class RunContext:
     spec: WorkflowSpec
     models: Mapping[str, ChatModel]  # profile name -> model
     budget: Budget
+    functions: Mapping[str, Callable[..., Any]] = field(default_factory=dict)  # python nodes
 
     def model_for(self, role: Role) -> ChatModel:
         name, _ = self.spec.profile_for(role)

@@ -31,12 +31,20 @@ class DependencyFailed(RunError):
 
 
 async def execute_node(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
-    ctx = runtime.context
     plan = [SubproblemSpec.from_dict(d) for d in state["plan"]]
+    return {"results": await run_plan(runtime.context, state["task"], plan)}
+
+
+async def run_plan(
+    ctx: RunContext, task_text: str, plan: list[SubproblemSpec]
+) -> dict[str, dict[str, Any]]:
+    """Solve every subproblem, each as soon as its dependencies are done; results by id.
+
+    Must run inside a LangGraph node: each subproblem is a `@task`, checkpointed as it lands.
+    """
     loop = asyncio.get_running_loop()
     answers: dict[str, asyncio.Future[str]] = {s.id: loop.create_future() for s in plan}
     slots = asyncio.Semaphore(ctx.spec.limits.concurrency)
-    task_text = state["task"]
 
     async def run_one(sid: str) -> dict[str, Any]:
         sub = by_id[sid]
@@ -77,4 +85,4 @@ async def execute_node(state: RunState, runtime: Runtime[RunContext]) -> dict[st
         if isinstance(first_error, OrchestratorError):
             raise first_error
         raise RunError(f"a subproblem failed: {first_error!r}") from first_error
-    return {"results": results}
+    return results

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from .. import prompts
 from ..errors import PlanError
 from ..events import PlannedItem, PlanReady
-from ..models.base import Message, ResponseFormat
+from ..models.base import ChatModel, Message, ResponseFormat
 from .context import RunContext, call, emit
 from .state import Kind, Plan, RunState, SubproblemSpec, plan_json_schema
 
@@ -101,10 +101,16 @@ def fallback_plan(task: str) -> tuple[SubproblemSpec, ...]:
 
 
 async def plan_node(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
-    ctx = runtime.context
+    subproblems, note = await make_plan(runtime.context, state["task"])
+    return {"plan": [s.to_dict() for s in subproblems], "plan_note": note}
+
+
+async def make_plan(
+    ctx: RunContext, task: str, model: ChatModel | None = None
+) -> tuple[tuple[SubproblemSpec, ...], str | None]:
+    """Ask for a plan until one validates (two re-plans at most), then repair or fall back."""
     spec = ctx.spec
-    task = state["task"]
-    model = ctx.model_for("plan")
+    model = model or ctx.model_for("plan")
     limit = spec.limits.max_subproblems
     fmt = ResponseFormat("plan", plan_json_schema(limit))
     messages: list[Message] = prompts.load("plan").render(task=task, max_subproblems=str(limit))
@@ -145,7 +151,7 @@ async def plan_node(state: RunState, runtime: Runtime[RunContext]) -> dict[str, 
             note,
         )
     )
-    return {"plan": [s.to_dict() for s in subproblems], "plan_note": note}
+    return subproblems, note
 
 
 def _profile(ctx: RunContext, kind: Kind) -> tuple[str, str]:

@@ -12,10 +12,10 @@ from .context import RunContext, call, emit
 from .state import RunState
 
 
-def results_block(state: RunState) -> str:
-    results = state.get("results") or {}
+def results_text(plan: list[dict[str, Any]], results: dict[str, dict[str, Any]]) -> str:
+    """Each finished subproblem's task and answer (never its trace), in plan order."""
     parts = []
-    for sub in state["plan"]:
+    for sub in plan:
         result = results.get(sub["id"])
         if result is not None:
             parts.append(f"[{sub['id']}] {sub['task']}\n{result['output']}")
@@ -24,7 +24,9 @@ def results_block(state: RunState) -> str:
 
 async def synthesize_node(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     model = runtime.context.model_for("synthesize")
-    messages = prompts.load("synthesize").render(task=state["task"], results=results_block(state))
+    messages = prompts.load("synthesize").render(
+        task=state["task"], results=results_text(state["plan"], state.get("results") or {})
+    )
     response = await call(
         model, messages, purpose="synthesize", on_token=lambda text: emit(AnswerToken(text))
     )
