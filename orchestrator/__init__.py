@@ -6,6 +6,7 @@ solve independent parts in parallel, synthesize, and account for every token and
     print(result.output, result.usage.cost_usd)
 """
 
+from .builder import WorkflowBuilder
 from .errors import (
     BudgetExceededError,
     EndpointError,
@@ -62,6 +63,7 @@ __all__ = [
     "UsageError",
     "UserError",
     "Workflow",
+    "WorkflowBuilder",
     "WorkflowSpec",
     "load_workflow",
     "parse_workflow",

@@ -76,3 +76,12 @@ def edit_plan(result: RunResult) -> list[dict[str, Any]]:
     if not isinstance(edited, list):
         raise UsageError("the edited plan must be a list of subproblems")
     return edited
+
+
+def ask_answer(result: RunResult) -> str:
+    """A human node's question on stderr; the answer is the next line of stdin."""
+    print(f"{result.question or 'input needed'}\n> ", end="", file=sys.stderr, flush=True)
+    line = sys.stdin.readline()
+    if not line:
+        raise UsageError("the workflow asks a question, but stdin has no answer")
+    return line.rstrip("\n")

@@ -17,7 +17,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.live import Live
 
-from .ask import ask_decision
+from .ask import ask_answer, ask_decision
 from .errors import OrchestratorError, UsageError
 from .events import AnswerToken, Event, RunFinished
 from .graph.build import picture
@@ -125,7 +125,7 @@ def _resume(args: argparse.Namespace) -> int:
             f"run {args.run_id} was started from Python; resume it with Workflow.aresume()"
         )
     workflow = Workflow(load_workflow(row.workflow_path))
-    if row.status == "awaiting_approval":
+    if row.status in ("awaiting_approval", "awaiting_input"):
         result = asyncio.run(workflow.ainspect(args.run_id))
     else:
         result = _show(workflow.astream_resume(args.run_id), as_json=args.json)
@@ -143,7 +143,11 @@ def _show(events: AsyncIterator[Event], *, as_json: bool) -> RunResult:
 
 def _finish(workflow: Workflow, result: RunResult, *, as_json: bool) -> int:
     """Ask for plan decisions while the run awaits one; the exit code says if it completed."""
-    while result.status == "awaiting_approval":
+    while result.status in ("awaiting_approval", "awaiting_input"):
+        if result.status == "awaiting_input":
+            events = workflow.astream_resume(result.run_id, answer=ask_answer(result))
+            result = _show(events, as_json=as_json)
+            continue
         decision, plan = ask_decision(result)
         events = workflow.astream_resume(result.run_id, decision=decision, plan=plan)
         try:

@@ -183,7 +183,9 @@ class Workflow:
             raise UsageError(f"no run with id {run_id} in {self.home}")
         tracker = _Tracker(self.spec)
         tracker.state = dict(snapshot.values)
-        status: Status = "awaiting_approval" if snapshot.interrupts else "failed"
+        status: Status = "failed"
+        if snapshot.interrupts:
+            status, tracker.question = _waiting_for(snapshot.interrupts)
         if row.status in ("completed", "budget_exceeded"):
             status = cast(Status, row.status)
         error = ErrorInfo("Unfinished", f"run is {row.status}") if status == "failed" else None

@@ -406,6 +406,14 @@ def parse_workflow(
     return spec
 
 
+def spec_from_dict(data: Mapping[str, Any], *, base_dir: Path | None = None) -> WorkflowSpec:
+    """Validate workflow data built in Python (see `WorkflowBuilder`) as if it were YAML."""
+    try:
+        return WorkflowSpec.model_validate(dict(data), context={"base_dir": base_dir})
+    except ValidationError as exc:
+        raise _spec_error(exc, None, {}) from None
+
+
 def _shipped_dirs() -> list[Traversable]:
     """Where shipped workflows live: the installed package, else a source checkout's graphs/."""
     dirs: list[Traversable] = []

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from orchestrator import SpecError, Workflow, load_workflow, parse_workflow
+from orchestrator import SpecError, Workflow, WorkflowBuilder, load_workflow, parse_workflow
 from orchestrator.errors import format_path
 from tests.fakeserver import FakeOpenAI, Reply
 
@@ -269,3 +272,59 @@ def test_shipped_prompt_by_name_and_spec_without_file() -> None:
         "criteria: fine}\n"
     )
     assert spec.graph is not None and spec.graph.answer_key == "c"
+
+
+def test_builder_mirrors_the_yaml(tmp_path: Path) -> None:
+    from_file = load_workflow(write(tmp_path, MATH))
+    built = (
+        WorkflowBuilder("math")
+        .model("thinker", "think-model", reasoning=True)
+        .model("writer", "write-model")
+        .graph(output="answer", max_iterations=2)
+        .node("answer", "generate", prompt="solve.md")
+        .node("check", "verify", target="answer", criteria="The final answer is correct.")
+        .node("retry", "reason", prompt="retry.md", output="answer")
+        .edge("answer", "check")
+        .edge("check", "retry", when="not check.passed")
+        .edge("check", "END")
+        .edge("retry", "check")
+    )
+    same = from_file.model_dump()
+    assert built.build(base_dir=tmp_path).model_dump() == same
+    assert parse_workflow(built.to_yaml(), file=str(tmp_path / "x.yaml")).model_dump() == same
+    with pytest.raises(SpecError, match=r"graph.edges\[4\].to: no node named 'nowhere'"):
+        built.edge("retry", "nowhere").build(base_dir=tmp_path)
+
+
+def test_cli_asks_a_human_node_on_stdin(env: Path, fake_openai: FakeOpenAI) -> None:
+    yaml_text = (
+        "name: h\n"
+        + MODELS
+        + "graph:\n  output: final\n  nodes:\n"
+        + "    ask: {type: human, message: 'Which colour? {{ task }}'}\n"
+        + "    final: {type: generate, prompt: final.md}\n"
+        + "  edges:\n    - {from: ask, to: final}\n"
+    )
+    (env / "final.md").write_text("Paint it {{ ask }}.")
+    path = write(env, yaml_text)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "orchestrator.cli",
+            "run",
+            str(path),
+            "--input",
+            "the fence",
+            "--json",
+        ],
+        input="green\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ),
+    )
+    assert out.returncode == 0, out.stderr
+    assert "Which colour? the fence" in out.stderr
+    assert json.loads(out.stdout)["status"] == "completed"
+    assert fake_openai.requests[-1].body["messages"][-1]["content"] == "Paint it green."
