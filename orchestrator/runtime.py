@@ -18,9 +18,7 @@ from .errors import BudgetExceededError, RunError, UsageError
 from .events import (
     CallFinished,
     Event,
-    PlanReady,
     RunFinished,
-    SubproblemFinished,
 )
 from .graph.build import build_graph, mermaid
 from .graph.context import RunContext
@@ -30,10 +28,10 @@ from .models import local
 from .models.base import ChatModel
 from .models.fallback import FallbackModel
 from .models.openai import ClientPool, OpenAIChatModel, resolve_endpoint
-from .prompts import show
-from .result import ErrorInfo, RunResult, Status, SubproblemResult, Usage
+from .result import ErrorInfo, RunResult, Status, Usage
 from .runlog import RunLog
 from .spec import WorkflowSpec, load_workflow
+from .tracker import RunTracker, waiting_for
 
 CHECKPOINTS_FILE = "checkpoints.sqlite"
 
@@ -181,11 +179,11 @@ class Workflow:
             )
         if row is None or not snapshot.values:
             raise UsageError(f"no run with id {run_id} in {self.home}")
-        tracker = _Tracker(self.spec)
+        tracker = RunTracker(self.spec)
         tracker.state = dict(snapshot.values)
         status: Status = "failed"
         if snapshot.interrupts:
-            status, tracker.question = _waiting_for(snapshot.interrupts)
+            status, tracker.question = waiting_for(snapshot.interrupts)
         if row.status in ("completed", "budget_exceeded"):
             status = cast(Status, row.status)
         error = ErrorInfo("Unfinished", f"run is {row.status}") if status == "failed" else None
@@ -218,7 +216,7 @@ class Workflow:
         starting = isinstance(graph_input, dict)
         runlog = RunLog(self.home)
         pool = ClientPool()
-        tracker = _Tracker(self.spec)
+        tracker = RunTracker(self.spec)
         try:
             spent = sum(call.cost_usd for call in runlog.calls(run_id))
             budget = Budget(self.spec.limits.budget_usd, spent_usd=spent)
@@ -236,7 +234,7 @@ class Workflow:
                 if not starting and not prior.values:
                     raise UsageError(f"no run with id {run_id} in {self.home}")
                 if prior.interrupts and graph_input is None:
-                    waiting = _waiting_for(prior.interrupts)[0]
+                    waiting = waiting_for(prior.interrupts)[0]
                     raise UsageError(
                         f"run {run_id} is waiting for plan approval: give a decision "
                         "(approve, edit or abort)"
@@ -279,7 +277,7 @@ class Workflow:
                     raise
                 interrupts = (await graph.aget_state(config)).interrupts
                 if status == "completed" and interrupts:
-                    status, tracker.question = _waiting_for(interrupts)
+                    status, tracker.question = waiting_for(interrupts)
                 elif status == "completed" and tracker.state.get("aborted"):
                     status, error = "failed", ErrorInfo("PlanRejected", ABORTED)
                 runlog.finish(run_id, status, error.message if error else None)
@@ -287,14 +285,6 @@ class Workflow:
                 yield RunFinished(tracker.result(run_id, status, error, usage))
         finally:
             await pool.aclose()
-
-
-def _waiting_for(interrupts: Any) -> tuple[Status, str | None]:
-    """What a paused run waits for: a plan decision, or a human node's answer."""
-    value = interrupts[0].value
-    if isinstance(value, dict) and "node" in value:
-        return "awaiting_input", str(value.get("message") or "")
-    return "awaiting_approval", None
 
 
 def _blocking(coro: Coroutine[Any, Any, RunResult], method: str) -> RunResult:
@@ -313,112 +303,3 @@ async def last_result(events: AsyncIterator[Event]) -> RunResult:
             result = event.result
     assert result is not None, "a run's events always end with RunFinished"
     return result
-
-
-class _Tracker:
-    """Follows a run's state and events, so a failed run still reports what finished."""
-
-    def __init__(self, spec: WorkflowSpec) -> None:
-        self.spec = spec
-        self.state: dict[str, Any] = {}
-        self.plan: PlanReady | None = None
-        self.finished: dict[str, SubproblemFinished] = {}
-        self.question: str | None = None
-
-    def see(self, event: Any) -> None:
-        if isinstance(event, PlanReady):
-            self.plan = event
-        elif isinstance(event, SubproblemFinished):
-            self.finished[event.id] = event
-
-    def result(
-        self, run_id: str, status: Status, error: ErrorInfo | None, usage: Usage
-    ) -> RunResult:
-        graph = self.spec.graph
-        output = self.state.get("output", "")
-        if graph is not None:
-            output = show(self.state.get(graph.answer_key))
-        return RunResult(
-            run_id=run_id,
-            status=status,
-            output=output if status == "completed" else "",
-            question=self.question,
-            subproblems=tuple(self._nodes() if graph is not None else self._subproblems()),
-            usage=usage,
-            error=error,
-            plan_note=self.state.get("plan_note") or (self.plan.note if self.plan else None),
-        )
-
-    def _nodes(self) -> list[SubproblemResult]:
-        """A custom graph's nodes, as the `subproblems` of the result."""
-        graph = self.spec.graph
-        assert graph is not None
-        out = []
-        for name, node in graph.nodes.items():
-            if name in graph.mapped:
-                continue
-            value = self.state.get(graph.output_key(name))
-            event = self.finished.get(name)
-            ran = any(t["node"] == name for t in self.state.get("trace") or [])
-            status = event.status if event else ("done" if ran else "pending")
-            if ran and status == "failed":
-                status = "done"  # failed once, then ran again
-            out.append(
-                SubproblemResult(
-                    id=name,
-                    kind=node.type,
-                    profile=event.profile if event else (node.profile or ""),
-                    model=event.model if event else "",
-                    status=status,
-                    output=show(value) if ran else "",
-                    task=node.prompt or node.type,
-                )
-            )
-        return out
-
-    def _subproblems(self) -> list[SubproblemResult]:
-        results: dict[str, Any] = self.state.get("results") or {}
-        planned = self.state.get("plan") or (
-            [
-                {"id": p.id, "kind": p.kind, "task": p.task, "depends_on": list(p.depends_on)}
-                for p in self.plan.subproblems
-            ]
-            if self.plan
-            else []
-        )
-        out = []
-        for item in planned:
-            sid = item["id"]
-            common = {
-                "id": sid,
-                "kind": item["kind"],
-                "task": item["task"],
-                "depends_on": tuple(item["depends_on"]),
-            }
-            if sid in results:
-                r = results[sid]
-                out.append(
-                    SubproblemResult(
-                        **common,
-                        profile=r["profile"],
-                        model=r["model"],
-                        status=r["status"],
-                        output=r["output"],
-                        trace=r.get("trace"),
-                    )
-                )
-            elif sid in self.finished:
-                f = self.finished[sid]
-                out.append(
-                    SubproblemResult(
-                        **common, profile=f.profile, model=f.model, status=f.status, output=f.output
-                    )
-                )
-            else:
-                profile, spec = self.spec.profile_for(item["kind"])
-                out.append(
-                    SubproblemResult(
-                        **common, profile=profile, model=spec.model, status="pending", output=""
-                    )
-                )
-        return out
