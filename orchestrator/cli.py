@@ -178,9 +178,10 @@ async def _run_live(events: AsyncIterator[Event]) -> RunResult:
         async for event in events:
             if isinstance(event, RunFinished):
                 result = event.result
+                view.finish(result)
             else:
                 view.update(event)
-                live.update(view.render())
+            live.update(view.render())
     assert result is not None
     _summary(console, result)
     return result
@@ -190,13 +191,17 @@ async def _run_plain(events: AsyncIterator[Event]) -> RunResult:
     """No terminal: the answer streams to stdout, the rest goes to stderr."""
     err = Console(stderr=True, width=max(Console(stderr=True).width, 120))
     result: RunResult | None = None
+    streamed = False
     async for event in events:
         if isinstance(event, AnswerToken):
+            streamed = True
             sys.stdout.write(event.text)
             sys.stdout.flush()
         elif isinstance(event, RunFinished):
             result = event.result
     assert result is not None
+    if not streamed:  # custom graphs produce their answer at the end, not as a token stream
+        sys.stdout.write(result.output)
     sys.stdout.write("\n")
     sys.stdout.flush()
     _summary(err, result)

@@ -19,7 +19,7 @@ from .events import (
     SubproblemFinished,
     SubproblemStarted,
 )
-from .result import Usage
+from .result import RunResult, Usage
 from .runlog import RunRow
 
 _STATUS_STYLE = {
@@ -63,15 +63,23 @@ class LiveRun:
         elif isinstance(event, SubproblemStarted) and event.id in self.rows:
             self.rows[event.id].status = "running"
         elif isinstance(event, SubproblemFinished) and event.id in self.rows:
-            row = self.rows[event.id]
-            row.status = event.status
-            row.tokens = event.usage.input_tokens + event.usage.output_tokens
-            row.cost = event.cost_usd
+            self.rows[event.id].status = event.status
         elif isinstance(event, CallFinished):
-            self.cost += event.call.cost_usd
+            call = event.call
+            self.cost += call.cost_usd
+            # purpose is "solve:<id>" or "node:<name>": the row that paid for the call
+            row = self.rows.get(call.purpose.partition(":")[2])
+            if row is not None:
+                row.tokens += call.usage.input_tokens + call.usage.output_tokens
+                row.cost += call.cost_usd
         elif isinstance(event, AnswerToken):
             self.phase = "writing the answer"
             self.answer += event.text
+
+    def finish(self, result: RunResult) -> None:
+        self.phase = result.status.replace("_", " ")
+        if not self.answer:
+            self.answer = result.output
 
     def render(self) -> RenderableType:
         table = Table(title=f"{self.phase} · ${self.cost:.4f} so far", expand=True)

@@ -328,3 +328,17 @@ def test_cli_asks_a_human_node_on_stdin(env: Path, fake_openai: FakeOpenAI) -> N
     assert "Which colour? the fence" in out.stderr
     assert json.loads(out.stdout)["status"] == "completed"
     assert fake_openai.requests[-1].body["messages"][-1]["content"] == "Paint it green."
+
+
+def test_cli_plain_mode_prints_a_custom_graph_answer(env: Path, fake_openai: FakeOpenAI) -> None:
+    verdicts(fake_openai, True)
+    out = subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli", "run", str(write(env, MATH)), "--input", "2+2"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "ORCHESTRATOR_PLAIN": "1"},
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("[write-model] answer")
+    assert "completed" in out.stderr
