@@ -24,11 +24,14 @@ _SEPARATOR = "=== user ==="
 
 
 def show(value: Any) -> str:
-    """A state value as prompt text: strings as they are, everything else as JSON."""
+    """A state value as prompt text: strings as they are, a list of strings one after another,
+    everything else as JSON."""
     if value is None:
         return ""
     if isinstance(value, str):
         return value
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return "\n\n".join(value)  # e.g. a map node's answers, one after another
     return json.dumps(value, ensure_ascii=False, indent=2, default=str)
 
 

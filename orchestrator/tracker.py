@@ -61,6 +61,10 @@ class RunTracker:
             if name in graph.mapped:
                 continue
             value = self.state.get(graph.output_key(name))
+            default = ("", "")
+            if node.type in ("reason", "generate", "verify", "plan"):
+                profile = node.profile or self.spec.profile_for(node.role)[0]
+                default = (profile, self.spec.models[profile].model)
             event = self.finished.get(name)
             ran = any(t["node"] == name for t in self.state.get("trace") or [])
             status = event.status if event else ("done" if ran else "pending")
@@ -70,8 +74,8 @@ class RunTracker:
                 SubproblemResult(
                     id=name,
                     kind=node.type,
-                    profile=event.profile if event else (node.profile or ""),
-                    model=event.model if event else "",
+                    profile=event.profile if event else default[0],
+                    model=event.model if event else default[1],
                     status=status,
                     output=show(value) if ran else "",
                     task=node.prompt or node.type,

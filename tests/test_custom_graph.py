@@ -342,3 +342,28 @@ def test_cli_plain_mode_prints_a_custom_graph_answer(env: Path, fake_openai: Fak
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("[write-model] answer")
     assert "completed" in out.stderr
+
+
+async def test_a_key_not_written_yet_renders_empty(env: Path, fake_openai: FakeOpenAI) -> None:
+    # The first pass of an edit loop reads the review it has not had yet.
+    (env / "edit.md").write_text("Task: {{ task }}\nLast review: {{ review.feedback }}.")
+    yaml_text = (
+        "name: loop\n" + MODELS + "graph:\n  output: edit\n  max_iterations: 2\n  nodes:\n"
+        "    edit: {type: generate, prompt: edit.md}\n"
+        "    review: {type: verify, target: edit, criteria: good}\n"
+        "  edges:\n    - {from: edit, to: review}\n"
+        "    - {from: review, to: edit, when: 'not review.passed'}\n"
+    )
+
+    def respond(body: dict[str, Any]) -> Reply | None:
+        if schema_name(body) == "review":
+            return Reply(content=json.dumps({"passed": False, "feedback": "too long"}))
+        return None
+
+    fake_openai.responder = respond
+    result = await Workflow.from_yaml(write(env, yaml_text)).arun("t")
+    assert result.status == "completed", result.error
+    edits = [
+        r.body["messages"][-1]["content"] for r in fake_openai.requests if not schema_name(r.body)
+    ]
+    assert edits == ["Task: t\nLast review: .", "Task: t\nLast review: too long."]

@@ -40,16 +40,12 @@ limits: {concurrency: %(concurrency)d, on_plan_failure: %(on_plan_failure)s}
 
 def plan(*items: tuple[str, str, str, list[str]]) -> dict[str, Any]:
     return {
-        "subproblems": [
-            {"id": i, "kind": k, "task": t, "depends_on": d} for i, k, t, d in items
-        ]
+        "subproblems": [{"id": i, "kind": k, "task": t, "depends_on": d} for i, k, t, d in items]
     }
 
 
 @pytest.fixture
-def workflow(
-    fake_openai: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Workflow:
+def workflow(fake_openai: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workflow:
     monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-workflow-0000")
     fake_openai.configure_model("think-model", reasoning=True, trace_style="reasoning_content")

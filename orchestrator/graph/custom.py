@@ -19,12 +19,13 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
-from .. import prompts
+from .. import jsoncheck, prompts
 from ..errors import OrchestratorError, RunError, StructuredOutputError, UsageError
 from ..events import PlannedItem, PlanReady, SubproblemFinished, SubproblemStarted
 from ..expr import parse_expression
 from ..graphspec import END as SPEC_END
 from ..graphspec import GraphSpec, NodeSpec, resolve_prompt
+from ..jsoncheck import is_strict
 from ..models.base import ChatModel, Message, ResponseFormat, TokenUsage
 from .context import RunContext, call, emit
 from .execute import run_plan
@@ -69,49 +70,33 @@ async def _ask(
 ) -> Any:
     """One model answer; with a schema, JSON that is re-asked for (with the error) until valid."""
     model = model_for(ctx, node)
-    fmt = ResponseFormat(name.replace("-", "_"), schema) if schema else None
+    fmt = ResponseFormat(name.replace("-", "_"), schema, is_strict(schema)) if schema else None
     for attempt in range(STRUCTURED_RETRIES + 1):
         response = await call(model, messages, purpose=f"node:{name}", response_format=fmt)
         if schema is None:
             return response.content
-        problem = _check_json(response.content, schema)
-        if problem is None:
-            return json.loads(response.content)
+        try:
+            value = json.loads(response.content)
+            found = jsoncheck.problem(value, schema)
+        except json.JSONDecodeError as exc:
+            found = f"the answer is not JSON ({exc.msg})"
+        if found is None:
+            return value
         if attempt < STRUCTURED_RETRIES:
             messages = [
                 *messages,
                 Message("assistant", response.content),
                 Message(
                     "user",
-                    f"That answer is not valid: {problem}. Answer again, as JSON "
+                    f"That answer is not valid: {found}. Answer again, as JSON "
                     "matching the schema.",
                 ),
             ]
     raise StructuredOutputError(
-        f"node '{name}': the structured answer never validated: {problem}",
+        f"node '{name}': the structured answer never validated: {found}",
         profile=model.profile,
         model=model.model,
     )
-
-
-def _check_json(text: str, schema: dict[str, Any]) -> str | None:
-    """The JSON checks that matter for routing: parseable, an object, required keys, types."""
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return f"not JSON ({exc.msg})"
-    if schema.get("type") == "object":
-        if not isinstance(value, dict):
-            return "expected a JSON object"
-        missing = [k for k in schema.get("required", []) if k not in value]
-        if missing:
-            return f"missing {', '.join(missing)}"
-        types = {"boolean": bool, "string": str, "array": list, "object": dict}
-        for key, sub in schema.get("properties", {}).items():
-            want = types.get(sub.get("type", ""))
-            if key in value and want is not None and not isinstance(value[key], want):
-                return f"{key} must be a {sub['type']}"
-    return None
 
 
 async def run_node(ctx: RunContext, graph: GraphSpec, name: str, scope: Mapping[str, Any]) -> Any:
@@ -171,6 +156,7 @@ async def _call_python(ctx: RunContext, node: NodeSpec, name: str, scope: Mappin
 def _node(ctx_graph: GraphSpec, name: str) -> Any:
     node = ctx_graph.nodes[name]
     key = ctx_graph.output_key(name)
+    unset = dict.fromkeys(ctx_graph.output_key(n) for n in ctx_graph.nodes)
 
     async def run(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, Any]:
         ctx = runtime.context
@@ -179,7 +165,8 @@ def _node(ctx_graph: GraphSpec, name: str) -> Any:
         emit(SubproblemStarted(name, node.type, profile, model_id))
         started = time.monotonic()
         try:
-            value = await run_node(ctx, ctx_graph, name, state)
+            # A key no node has written yet reads as empty, as it does in `when` expressions.
+            value = await run_node(ctx, ctx_graph, name, {**unset, **state})
         except OrchestratorError as exc:
             emit(
                 SubproblemFinished(
