@@ -1,0 +1,36 @@
+"""The wheel carries what a `pip install` user needs: graphs, prompts and the type marker."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_wheel_ships_graphs_and_prompts(tmp_path: Path) -> None:
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "-w",
+            str(tmp_path),
+            str(REPO),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    (wheel,) = tmp_path.glob("orchestrator-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert "orchestrator/py.typed" in names
+    for path in (REPO / "graphs").glob("*.yaml"):
+        assert f"orchestrator/_graphs/{path.name}" in names
+    for path in (REPO / "prompts").glob("*.md"):
+        assert f"orchestrator/_prompts/{path.name}" in names
