@@ -5,12 +5,14 @@ OrchestratorError                 base; `str(e)` is one line a user can act on, 
 ├── UserError                     the caller must change something; the CLI exits 2
 │   ├── SpecError                 a workflow file is wrong (file, key path, line)
 │   ├── UsageError                the SDK or CLI was called wrongly
+│   ├── ExpressionError           a `when:` expression is invalid or failed on the state
 │   └── EndpointError             a model endpoint cannot serve this profile: unreachable,
 │                                 bad key, unknown model, a request it refuses (400/401/403/404)
 └── RunError                      the run itself did not complete; the CLI exits 1
     ├── ModelError                a model call failed after every retry
     │   ├── TruncatedError        the model hit its token cap with no visible answer
     │   └── StructuredOutputError the model's structured output never validated
+    ├── DependencyFailed          a subproblem could not run: one it depends on failed
     ├── PlanError                 no usable plan (with `limits.on_plan_failure: fail`)
     └── BudgetExceededError       the next call could cost more than `limits.budget_usd` allows
 ```
@@ -27,7 +29,9 @@ from typing import Any
 
 __all__ = [
     "BudgetExceededError",
+    "DependencyFailed",
     "EndpointError",
+    "ExpressionError",
     "ModelError",
     "OrchestratorError",
     "PlanError",
@@ -108,6 +112,16 @@ class UsageError(UserError):
     """The SDK or CLI was called wrongly (missing input, unknown run id, ...)."""
 
 
+class ExpressionError(UserError, ValueError):
+    """An expression is invalid (at parse time) or failed on the given state (at evaluation)."""
+
+    def __init__(self, reason: str, source: str = "") -> None:
+        self.reason = reason
+        self.source = source
+        shown = source if len(source) <= 80 else source[:77] + "..."
+        super().__init__(f"{reason} in expression {shown!r}" if source else reason)
+
+
 class EndpointError(UserError):
     """A model endpoint refuses this profile's requests: fix the profile, key or URL."""
 
@@ -137,6 +151,10 @@ class TruncatedError(ModelError):
 
 class StructuredOutputError(ModelError):
     """The model's structured output did not validate, even after re-asking with the error."""
+
+
+class DependencyFailed(RunError):
+    """A subproblem cannot run because one it depends on failed."""
 
 
 class PlanError(RunError):

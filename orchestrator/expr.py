@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.errors import UserError
+from orchestrator.errors import ExpressionError
 
 __all__ = ["Expression", "ExpressionError", "parse_expression"]
 
@@ -36,16 +36,6 @@ MAX_SOURCE = 500
 MAX_DEPTH = 32
 MAX_STRING = 10_000
 _LITERAL_NAMES: dict[str, Any] = {"true": True, "false": False, "null": None}
-
-
-class ExpressionError(UserError, ValueError):
-    """An expression is invalid (at parse time) or failed on the given state (at evaluation)."""
-
-    def __init__(self, reason: str, source: str = "") -> None:
-        self.reason = reason
-        self.source = source
-        shown = source if len(source) <= 80 else source[:77] + "..."
-        super().__init__(f"{reason} in expression {shown!r}" if source else reason)
 
 
 def _tname(value: Any) -> str:

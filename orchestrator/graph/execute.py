@@ -20,14 +20,10 @@ from typing import Any, cast
 from langgraph.func import task as langgraph_task
 from langgraph.runtime import Runtime
 
-from ..errors import OrchestratorError, RunError
+from ..errors import DependencyFailed, OrchestratorError, RunError
 from .context import RunContext
 from .solve import solve
 from .state import RunState, SubproblemSpec
-
-
-class DependencyFailed(RunError):
-    """A subproblem cannot run because one it depends on failed."""
 
 
 async def execute_node(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
