@@ -367,3 +367,30 @@ async def test_a_key_not_written_yet_renders_empty(env: Path, fake_openai: FakeO
         r.body["messages"][-1]["content"] for r in fake_openai.requests if not schema_name(r.body)
     ]
     assert edits == ["Task: t\nLast review: .", "Task: t\nLast review: too long."]
+
+
+async def test_plan_node_runs_the_default_pipeline_inside_a_graph(
+    env: Path, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.set_plan(
+        {
+            "subproblems": [
+                {"id": "s1", "kind": "reason", "task": "weigh options", "depends_on": []},
+                {"id": "s2", "kind": "generate", "task": "list risks", "depends_on": ["s1"]},
+            ]
+        }
+    )
+    (env / "brief.md").write_text("Write the brief from:\n{{ research }}")
+    yaml_text = (
+        "name: p\n" + MODELS + "graph:\n  output: brief\n  nodes:\n"
+        "    research: {type: plan}\n"
+        "    brief: {type: generate, prompt: brief.md}\n"
+        "  edges:\n    - {from: research, to: brief}\n"
+    )
+    result = await Workflow.from_yaml(write(env, yaml_text)).arun("choose a queue")
+    assert result.status == "completed", result.error
+    models = [r.model for r in fake_openai.requests]
+    assert models == ["think-model", "think-model", "write-model", "write-model"]
+    brief = fake_openai.requests[-1].body["messages"][-1]["content"]
+    assert "[s1] weigh options" in brief and "[s2] list risks" in brief
+    assert "TRACE" not in brief
