@@ -252,3 +252,14 @@ async def test_billed_calls_of_a_failed_plan_are_counted(
     thinker = result.usage.by_profile["thinker"]
     assert (thinker.calls, thinker.output_tokens) == (1, 100)
     assert result.usage.cost_usd == pytest.approx(thinker.cost_usd) and thinker.cost_usd > 0.001
+
+
+def test_plan_schema_bounds_strings_only_for_grammar_backed_models() -> None:
+    import json
+
+    from orchestrator.graph.state import plan_json_schema
+
+    loose, bounded = plan_json_schema(4), plan_json_schema(4, grammar=True)
+    assert "maxLength" not in json.dumps(loose)
+    item = bounded["properties"]["subproblems"]["items"]["properties"]
+    assert item["task"]["maxLength"] == 240 and item["depends_on"]["maxItems"] == 4

@@ -112,7 +112,9 @@ async def make_plan(
     spec = ctx.spec
     model = model or ctx.model_for("plan")
     limit = spec.limits.max_subproblems
-    fmt = ResponseFormat("plan", plan_json_schema(limit))
+    profile = spec.models.get(model.profile)
+    local = profile is not None and profile.provider == "local"
+    fmt = ResponseFormat("plan", plan_json_schema(limit, grammar=local))
     messages: list[Message] = prompts.load("plan").render(task=task, max_subproblems=str(limit))
     problems: list[str] = []
     checked: Checked | None = None

@@ -33,12 +33,17 @@ class Plan(BaseModel):
     subproblems: list[PlannedSubproblem]
 
 
-def plan_json_schema(max_subproblems: int) -> dict[str, Any]:
+def plan_json_schema(max_subproblems: int, *, grammar: bool = False) -> dict[str, Any]:
     """The schema sent as `response_format`: strict-mode compatible, bounded in length.
 
-    `maxItems` matters for small local models: llama.cpp turns it into a grammar, so the plan
-    cannot ramble on forever.
+    Bounds matter for small local models: llama.cpp turns the schema into a grammar, so with
+    `grammar` the strings get a `maxLength` too and a plan cannot ramble until its token cap
+    cuts it off. (OpenAI's strict mode is not sent those: it need not accept them.)
     """
+    text: dict[str, Any] = {"type": "string"}
+    short: dict[str, Any] = {"type": "string"}
+    if grammar:
+        text, short = {**text, "maxLength": 240}, {**short, "maxLength": 16}
     return {
         "type": "object",
         "properties": {
@@ -49,10 +54,14 @@ def plan_json_schema(max_subproblems: int) -> dict[str, Any]:
                 "items": {
                     "type": "object",
                     "properties": {
-                        "id": {"type": "string"},
+                        "id": short,
                         "kind": {"type": "string", "enum": ["reason", "generate"]},
-                        "task": {"type": "string"},
-                        "depends_on": {"type": "array", "items": {"type": "string"}},
+                        "task": text,
+                        "depends_on": {
+                            "type": "array",
+                            "maxItems": max_subproblems,
+                            "items": short,
+                        },
                     },
                     "required": ["id", "kind", "task", "depends_on"],
                     "additionalProperties": False,
