@@ -13,7 +13,7 @@ import pytest
 
 from orchestrator import SpecError, Workflow, WorkflowBuilder, load_workflow, parse_workflow
 from orchestrator.errors import format_path
-from tests.fakeserver import FakeOpenAI, Reply
+from tests.fakeserver import FakeOpenAI, Fault, Reply
 
 MODELS = """
 models:
@@ -394,3 +394,32 @@ async def test_plan_node_runs_the_default_pipeline_inside_a_graph(
     brief = fake_openai.requests[-1].body["messages"][-1]["content"]
     assert "[s1] weigh options" in brief and "[s2] list risks" in brief
     assert "TRACE" not in brief
+
+
+async def test_map_items_that_finished_are_not_paid_again(
+    env: Path, fake_openai: FakeOpenAI
+) -> None:
+    yaml_text = (
+        "name: m\nmodels:\n  writer: {model: write-model, retries: 0}\n"
+        "graph:\n  state: {items: [a, b, c]}\n  output: each\n  nodes:\n"
+        "    each: {type: map, over: items, node: one}\n"
+        "    one: {type: generate, prompt: one.md}\n"
+    )
+    (env / "one.md").write_text("Item {{ item }}")
+    failed_once: list[str] = []
+
+    def respond(body: dict[str, Any]) -> Reply | Fault | None:
+        if body["messages"][-1]["content"] == "Item b" and not failed_once:
+            failed_once.append("b")
+            return Fault(status=500)
+        return None
+
+    fake_openai.responder = respond
+    workflow = Workflow.from_yaml(write(env, yaml_text))
+    first = await workflow.arun("t", run_id="m1")
+    assert first.status == "failed"
+    resumed = await workflow.aresume("m1")
+    assert resumed.status == "completed", resumed.error
+    asked = [r.body["messages"][-1]["content"] for r in fake_openai.requests]
+    assert sorted(asked) == ["Item a", "Item b", "Item b", "Item c"]
+    assert "Item a" in resumed.output and "Item c" in resumed.output

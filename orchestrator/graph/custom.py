@@ -9,11 +9,12 @@ import inspect
 import json
 import operator
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any, TypedDict, cast
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.func import task as langgraph_task
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
@@ -128,11 +129,17 @@ async def run_node(ctx: RunContext, graph: GraphSpec, name: str, scope: Mapping[
             raise RunError(f"node '{name}': {node.over} is not a list: {prompts.show(items)[:80]}")
         slots = asyncio.Semaphore(ctx.spec.limits.concurrency)
 
-        async def one(item: Any) -> Any:
+        async def one(index: int) -> Any:
             async with slots:
+                item = items[index]
                 return await run_node(ctx, graph, node.node or "", {**scope, "item": item})
 
-        return list(await asyncio.gather(*(one(item) for item in items)))
+        # Each item is a LangGraph task, called in item order: checkpointed as it lands, so a
+        # resumed run pays only for the items that had not finished.
+        item_task = cast(
+            "Callable[[int], Awaitable[Any]]", langgraph_task(name=f"map:{name}")(cast(Any, one))
+        )
+        return list(await asyncio.gather(*(item_task(i) for i in range(len(items)))))
     if node.type == "human":
         question = prompts.parse(name, node.message or "").render(scope)[-1].content
         if node.prompt:
