@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any, cast
 
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.types import Command
 
 from .budget import Budget
+from .checkpoints import checkpointer
 from .errors import BudgetExceededError, RunError, UsageError
 from .events import (
     CallFinished,
@@ -33,8 +33,6 @@ from .runlog import RunLog
 from .spec import WorkflowSpec, load_workflow
 from .tracker import RunTracker, waiting_for
 
-CHECKPOINTS_FILE = "checkpoints.sqlite"
-
 
 def orchestrator_home() -> Path:
     """Where checkpoints and the run log live: $ORCHESTRATOR_HOME, else ~/.orchestrator."""
@@ -42,7 +40,7 @@ def orchestrator_home() -> Path:
 
 
 def new_run_id() -> str:
-    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(4)
 
 
 class Workflow:
@@ -173,7 +171,7 @@ class Workflow:
     async def ainspect(self, run_id: str) -> RunResult:
         """A run as it stands (plan, finished subproblems, cost), without running anything."""
         row = RunLog(self.home).get(run_id)
-        async with AsyncSqliteSaver.from_conn_string(str(self.home / CHECKPOINTS_FILE)) as cp:
+        async with checkpointer(self.home) as cp:
             snapshot = await build_graph(self.spec, cp).aget_state(
                 {"configurable": {"thread_id": run_id}}
             )
@@ -222,7 +220,7 @@ class Workflow:
             budget = Budget(self.spec.limits.budget_usd, spent_usd=spent)
             models = await self._connect(pool, budget)
             context = RunContext(self.spec, models, budget, self.functions)
-            async with AsyncSqliteSaver.from_conn_string(str(self.home / CHECKPOINTS_FILE)) as cp:
+            async with checkpointer(self.home) as cp:
                 graph = build_graph(self.spec, cp)
                 config: Any = {"configurable": {"thread_id": run_id}}
                 prior = await graph.aget_state(config)

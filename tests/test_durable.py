@@ -158,3 +158,18 @@ def test_sigkill_mid_run_then_resume(env: Path, fake_openai: FakeOpenAI) -> None
 
     missing = cli("resume", "nope")
     assert missing.returncode == 2 and "no run with id nope" in missing.stderr
+
+
+async def test_many_concurrent_runs_share_the_checkpoint_file(
+    env: Path, fake_openai: FakeOpenAI
+) -> None:
+    import asyncio
+
+    fake_openai.configure_model("write-model", latency=0.05)
+    fake_openai.set_plan(
+        {"subproblems": [{"id": "a", "kind": "generate", "task": "x", "depends_on": []}]}
+    )
+    workflow = Workflow(parse_workflow(WORKFLOW))
+    results = await asyncio.gather(*(workflow.arun(f"task {i}") for i in range(120)))
+    assert [r.status for r in results] == ["completed"] * 120  # no "database is locked"
+    assert len({r.run_id for r in results}) == 120
