@@ -170,7 +170,8 @@ class Workflow:
 
     async def ainspect(self, run_id: str) -> RunResult:
         """A run as it stands (plan, finished subproblems, cost), without running anything."""
-        row = RunLog(self.home).get(run_id)
+        runlog = RunLog(self.home)
+        row = runlog.get(run_id)
         async with checkpointer(self.home) as cp:
             snapshot = await build_graph(self.spec, cp).aget_state(
                 {"configurable": {"thread_id": run_id}}
@@ -185,8 +186,7 @@ class Workflow:
         if row.status in ("completed", "budget_exceeded"):
             status = cast(Status, row.status)
         error = ErrorInfo("Unfinished", f"run is {row.status}") if status == "failed" else None
-        usage = Usage.from_calls(RunLog(self.home).calls(run_id))
-        return tracker.result(run_id, status, error, usage)
+        return tracker.result(run_id, status, error, Usage.from_calls(runlog.calls(run_id)))
 
     async def _connect(self, pool: ClientPool, budget: Budget) -> dict[str, ChatModel]:
         models: dict[str, ChatModel] = dict(self._models)
