@@ -86,6 +86,11 @@ class NodeSpec(BaseModel):
         return self
 
     @property
+    def calls_model(self) -> bool:
+        """Whether the node itself asks a model (map, human and python nodes do not)."""
+        return self.type in ("plan", "reason", "generate", "verify")
+
+    @property
     def role(self) -> Literal["plan", "reason", "generate"]:
         return "reason" if self.type == "reason" else "plan" if self.type == "plan" else "generate"
 

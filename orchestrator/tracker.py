@@ -62,7 +62,7 @@ class RunTracker:
                 continue
             value = self.state.get(graph.output_key(name))
             default = ("", "")
-            if node.type in ("reason", "generate", "verify", "plan"):
+            if node.calls_model:
                 profile = node.profile or self.spec.profile_for(node.role)[0]
                 default = (profile, self.spec.models[profile].model)
             event = self.finished.get(name)

@@ -98,7 +98,7 @@ def node_detail(spec: WorkflowSpec, name: str) -> str:
     """A node's type and, for model nodes, the profile and model that run it."""
     assert spec.graph is not None
     node = spec.graph.nodes[name]
-    if node.type in ("reason", "generate", "verify", "plan"):
+    if node.calls_model:
         profile = node.profile or spec.profile_for(node.role)[0]
         return f"{node.type} · {profile}: {spec.models[profile].model}"
     if node.type == "python":

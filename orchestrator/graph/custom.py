@@ -167,7 +167,7 @@ def _node(ctx_graph: GraphSpec, name: str) -> Any:
 
     async def run(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, Any]:
         ctx = runtime.context
-        model = model_for(ctx, node) if node.type in ("reason", "generate", "verify") else None
+        model = model_for(ctx, node) if node.calls_model else None
         profile, model_id = (model.profile, model.model) if model else ("", node.type)
         emit(SubproblemStarted(name, node.type, profile, model_id))
         started = time.monotonic()
@@ -252,7 +252,7 @@ def plan_event(ctx: RunContext, graph: GraphSpec) -> PlanReady:
     for name, node in graph.nodes.items():
         if name in graph.mapped:
             continue
-        model = model_for(ctx, node) if node.type in ("reason", "generate", "verify") else None
+        model = model_for(ctx, node) if node.calls_model else None
         deps = tuple(e.source for e in graph.edges if e.to == name)
         items.append(
             PlannedItem(
