@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -14,3 +15,17 @@ def fake_openai() -> Iterator[FakeOpenAI]:
     with FakeOpenAI() as server:
         yield server
         assert server.schema_errors == [], "requests violated the OpenAI schema"
+
+
+TEST_KEY = "sk-test-env-0000000000"
+
+
+@pytest.fixture
+def openai_env(
+    fake_openai: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> FakeOpenAI:
+    """The scripted server as the default endpoint, a test key, and a fresh ORCHESTRATOR_HOME."""
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", TEST_KEY)
+    monkeypatch.setenv("ORCHESTRATOR_HOME", str(tmp_path / "home"))
+    return fake_openai

@@ -38,10 +38,8 @@ CHAIN = {
 
 
 @pytest.fixture
-def server(fake_openai: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeOpenAI:
-    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-budget-000000")
-    monkeypatch.setenv("ORCHESTRATOR_HOME", str(tmp_path))
+def server(openai_env: FakeOpenAI) -> FakeOpenAI:
+    fake_openai = openai_env
     # Each thinker call bills 5,000 reasoning tokens: $0.05 at $10 per 1M.
     fake_openai.configure_model("think-model", reasoning=True, reasoning_tokens=5000)
     fake_openai.set_plan(CHAIN)

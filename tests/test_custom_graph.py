@@ -59,10 +59,8 @@ def schema_name(body: dict[str, Any]) -> str | None:
 
 
 @pytest.fixture
-def env(fake_openai: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-custom-000000")
-    monkeypatch.setenv("ORCHESTRATOR_HOME", str(tmp_path / "home"))
+def env(openai_env: FakeOpenAI, tmp_path: Path) -> Path:
+    fake_openai = openai_env
     fake_openai.configure_model("think-model", reasoning=True, trace_style="reasoning_content")
     return tmp_path
 

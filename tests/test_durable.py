@@ -44,10 +44,8 @@ def solve_calls(server: FakeOpenAI, text: str) -> list[Any]:
 
 
 @pytest.fixture
-def env(fake_openai: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-durable-000000")
-    monkeypatch.setenv("ORCHESTRATOR_HOME", str(tmp_path / "home"))
+def env(openai_env: FakeOpenAI, tmp_path: Path) -> Path:
+    fake_openai = openai_env
     fake_openai.configure_model("think-model", reasoning=True)
     fake_openai.set_plan(PLAN)
     return tmp_path

@@ -29,10 +29,8 @@ PLAN = {
 
 
 @pytest.fixture
-def workflow(fake_openai: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workflow:
-    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-review-000000")
-    monkeypatch.setenv("ORCHESTRATOR_HOME", str(tmp_path / "home"))
+def workflow(openai_env: FakeOpenAI) -> Workflow:
+    fake_openai = openai_env
     fake_openai.configure_model("think-model", reasoning=True)
     fake_openai.set_plan(PLAN)
     return Workflow(parse_workflow(WORKFLOW))

@@ -45,9 +45,8 @@ def plan(*items: tuple[str, str, str, list[str]]) -> dict[str, Any]:
 
 
 @pytest.fixture
-def workflow(fake_openai: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workflow:
-    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-workflow-0000")
+def workflow(openai_env: FakeOpenAI, tmp_path: Path) -> Workflow:
+    fake_openai = openai_env
     fake_openai.configure_model("think-model", reasoning=True, trace_style="reasoning_content")
     return make(tmp_path)
 
@@ -132,9 +131,8 @@ async def test_subproblem_starts_when_its_own_dependencies_finish(
     assert len(fake_openai.requests) == 5  # plan + 3 + synthesize: nothing paid twice
 
 
-async def test_concurrency_limit(fake_openai: FakeOpenAI, tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-workflow-0000")
+async def test_concurrency_limit(openai_env: FakeOpenAI, tmp_path: Path) -> None:
+    fake_openai = openai_env
     fake_openai.configure_model("write-model", latency=latency_from_task)
     fake_openai.set_plan(plan(*[(f"s{i}", "generate", "[0.2s] part", []) for i in range(5)]))
     result = await make(tmp_path, concurrency=2).arun("task")
@@ -164,11 +162,8 @@ async def test_cyclic_plan_replanned_with_the_cycle_named(
     assert result.plan_note is None
 
 
-async def test_invalid_plans_fall_back_or_fail(
-    fake_openai: FakeOpenAI, tmp_path: Path, monkeypatch
-) -> None:
-    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-workflow-0000")
+async def test_invalid_plans_fall_back_or_fail(openai_env: FakeOpenAI, tmp_path: Path) -> None:
+    fake_openai = openai_env
     fake_openai.set_plan(plan(("a", "generate", "x", []), ("a", "generate", "y", [])))
     result = await make(tmp_path).arun("the whole task")
     assert result.status == "completed"
@@ -212,11 +207,8 @@ async def test_sync_run_inside_event_loop_is_refused(workflow: Workflow) -> None
         workflow.run("task")
 
 
-async def test_fallback_profile_after_retries(
-    fake_openai: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-workflow-0000")
+async def test_fallback_profile_after_retries(openai_env: FakeOpenAI, tmp_path: Path) -> None:
+    fake_openai = openai_env
     spec = parse_workflow(
         "name: t\nmodels:\n"
         "  main: {model: flaky, retries: 1, fallback: backup, price: {input: 1, output: 1}}\n"
@@ -234,10 +226,9 @@ async def test_fallback_profile_after_retries(
 
 
 async def test_billed_calls_of_a_failed_plan_are_counted(
-    fake_openai: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    openai_env: FakeOpenAI, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-workflow-0000")
+    fake_openai = openai_env
     fake_openai.configure_model("think-model", reasoning=True)
     spec = parse_workflow(
         "name: t\nmodels:\n"

@@ -171,38 +171,24 @@ def _node(ctx_graph: GraphSpec, name: str) -> Any:
         profile, model_id = (model.profile, model.model) if model else ("", node.type)
         emit(SubproblemStarted(name, node.type, profile, model_id))
         started = time.monotonic()
+
+        def finished(status: str, output: str = "", error: str | None = None) -> None:
+            # Tokens and cost reach views through CallFinished, which names this node.
+            elapsed = time.monotonic() - started
+            emit(
+                SubproblemFinished(
+                    name, node.type, profile, model_id, status, output, TokenUsage(), 0.0,
+                    elapsed, error,
+                )
+            )  # fmt: skip
+
         try:
             # A key no node has written yet reads as empty, as it does in `when` expressions.
             value = await run_node(ctx, ctx_graph, name, {**unset, **state})
         except OrchestratorError as exc:
-            emit(
-                SubproblemFinished(
-                    name,
-                    node.type,
-                    profile,
-                    model_id,
-                    "failed",
-                    "",
-                    TokenUsage(),
-                    0.0,
-                    time.monotonic() - started,
-                    exc.message,
-                )
-            )
+            finished("failed", error=exc.message)
             raise
-        emit(
-            SubproblemFinished(
-                name,
-                node.type,
-                profile,
-                model_id,
-                "done",
-                prompts.show(value),
-                TokenUsage(),
-                0.0,
-                time.monotonic() - started,
-            )
-        )
+        finished("done", prompts.show(value))
         record = {"node": name, "type": node.type, "profile": profile, "model": model_id}
         return {key: value, "visits": {name: 1}, "trace": [record]}
 
