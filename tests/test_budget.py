@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from orchestrator import Workflow, parse_workflow
+from tests.clirun import run_cli
 from tests.fakeserver import FakeOpenAI
 
 WORKFLOW = """
@@ -99,13 +97,7 @@ async def test_generative_calls_get_a_cap_when_a_budget_is_set(server: FakeOpenA
 def test_cli_exit_1_on_budget_exceeded(server: FakeOpenAI, tmp_path: Path) -> None:
     path = tmp_path / "wf.yaml"
     path.write_text(WORKFLOW % {"budget": 0.2, "policy": "stop"})
-    out = subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", "run", str(path), "--input", "t", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ},
-    )
+    out = run_cli("run", str(path), "--input", "t", "--json")
     assert out.returncode == 1, out.stderr
     result = json.loads(out.stdout)
     assert result["status"] == "budget_exceeded" and result["usage"]["cost_usd"] <= 0.2

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +10,7 @@ import pytest
 
 from orchestrator import SpecError, Workflow, WorkflowBuilder, load_workflow, parse_workflow
 from orchestrator.errors import format_path
+from tests.clirun import run_cli
 from tests.fakeserver import FakeOpenAI, Fault, Reply
 
 MODELS = """
@@ -305,23 +303,7 @@ def test_cli_asks_a_human_node_on_stdin(env: Path, fake_openai: FakeOpenAI) -> N
     )
     (env / "final.md").write_text("Paint it {{ ask }}.")
     path = write(env, yaml_text)
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "orchestrator.cli",
-            "run",
-            str(path),
-            "--input",
-            "the fence",
-            "--json",
-        ],
-        input="green\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=dict(os.environ),
-    )
+    out = run_cli("run", str(path), "--input", "the fence", "--json", stdin="green\n")
     assert out.returncode == 0, out.stderr
     assert "Which colour? the fence" in out.stderr
     assert json.loads(out.stdout)["status"] == "completed"
@@ -330,13 +312,7 @@ def test_cli_asks_a_human_node_on_stdin(env: Path, fake_openai: FakeOpenAI) -> N
 
 def test_cli_plain_mode_prints_a_custom_graph_answer(env: Path, fake_openai: FakeOpenAI) -> None:
     verdicts(fake_openai, True)
-    out = subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", "run", str(write(env, MATH)), "--input", "2+2"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "ORCHESTRATOR_PLAIN": "1"},
-    )
+    out = run_cli("run", str(write(env, MATH)), "--input", "2+2")
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("[write-model] answer")
     assert "completed" in out.stderr

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from orchestrator import UsageError, Workflow, parse_workflow
+from tests.clirun import run_cli
 from tests.fakeserver import FakeOpenAI, Fault
 
 WORKFLOW = """
@@ -84,17 +85,6 @@ async def test_run_ids_are_checked(env: Path, fake_openai: FakeOpenAI) -> None:
         await workflow.aresume("nope")
 
 
-def cli(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "ORCHESTRATOR_PLAIN": "1"},
-        **kwargs,
-    )
-
-
 def test_sigkill_mid_run_then_resume(env: Path, fake_openai: FakeOpenAI) -> None:
     slow_arrivals: list[float] = []
 
@@ -131,11 +121,11 @@ def test_sigkill_mid_run_then_resume(env: Path, fake_openai: FakeOpenAI) -> None
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
 
-    listed = json.loads(cli("runs", "--json").stdout)
+    listed = json.loads(run_cli("runs", "--json").stdout)
     assert [(r["run_id"], r["status"]) for r in listed] == [("killed", "interrupted")]
 
     before = len(fake_openai.requests)
-    out = cli("resume", "killed", "--json")
+    out = run_cli("resume", "killed", "--json")
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert result["status"] == "completed" and result["run_id"] == "killed"
@@ -149,12 +139,12 @@ def test_sigkill_mid_run_then_resume(env: Path, fake_openai: FakeOpenAI) -> None
     assert len(slow_arrivals) == 2  # in flight when killed, so asked again
     assert len(solve_calls(fake_openai, "final part")) == 1
 
-    listed = json.loads(cli("runs", "--json").stdout)
+    listed = json.loads(run_cli("runs", "--json").stdout)
     assert listed[0]["status"] == "completed" and listed[0]["cost_usd"] > 0
-    table = cli("runs")
+    table = run_cli("runs")
     assert "killed" in table.stdout and "completed" in table.stdout
 
-    missing = cli("resume", "nope")
+    missing = run_cli("resume", "nope")
     assert missing.returncode == 2 and "no run with id nope" in missing.stderr
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator import UsageError, Workflow, parse_workflow
+from tests.clirun import run_cli
 from tests.fakeserver import FakeOpenAI
 
 WORKFLOW = """
@@ -87,24 +87,8 @@ async def test_abort(workflow: Workflow, fake_openai: FakeOpenAI) -> None:
 def cli(tmp_path: Path, *args: str, stdin: str, **env: str) -> subprocess.CompletedProcess[str]:
     path = tmp_path / "wf.yaml"
     path.write_text(WORKFLOW)
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "orchestrator.cli",
-            "run",
-            str(path),
-            "--input",
-            "task",
-            "--approve-plan",
-            "--json",
-            *args,
-        ],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, **env},
+    return run_cli(
+        "run", str(path), "--input", "task", "--approve-plan", "--json", *args, stdin=stdin, **env
     )
 
 
@@ -136,21 +120,8 @@ def test_cli_approve_edit_abort(
 def test_cli_paused_run_resumes_later(workflow: Workflow, tmp_path: Path) -> None:
     first = cli(tmp_path, "--run-id", "later", stdin="")  # nobody answered
     assert first.returncode == 2 and "needs a decision" in first.stderr
-    listed = subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", "runs", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=dict(os.environ),
-    )
+    listed = run_cli("runs", "--json")
     assert json.loads(listed.stdout)[0]["status"] == "awaiting_approval"
-    resumed = subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", "resume", "later", "--json"],
-        input="approve\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=dict(os.environ),
-    )
+    resumed = run_cli("resume", "later", "--json", stdin="approve\n")
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(resumed.stdout)["status"] == "completed"
