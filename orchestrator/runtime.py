@@ -189,9 +189,11 @@ class Workflow:
         return tracker.result(run_id, status, error, Usage.from_calls(runlog.calls(run_id)))
 
     async def _connect(self, pool: ClientPool, budget: Budget) -> dict[str, ChatModel]:
+        """A model for every profile the workflow can use; an unused profile needs no key."""
         models: dict[str, ChatModel] = dict(self._models)
+        used = self.spec.used_profiles()
         for name, profile in self.spec.models.items():
-            if name in models:
+            if name in models or name not in used:
                 continue
             if profile.provider == "local":
                 base_url = await asyncio.to_thread(local.ensure_started)
@@ -202,7 +204,7 @@ class Workflow:
             models[name] = OpenAIChatModel(name, profile, client, base_url, budget)
         return {
             name: FallbackModel(model, models[fallback])
-            if (fallback := self.spec.models[name].fallback)
+            if (fallback := self.spec.models[name].fallback) and fallback in models
             else model
             for name, model in models.items()
         }

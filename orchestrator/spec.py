@@ -174,6 +174,19 @@ class WorkflowSpec(BaseModel):
         """The file the spec was read from, if any."""
         return self._source
 
+    def used_profiles(self) -> frozenset[str]:
+        """Profiles a run can call: the roles', the graph nodes', and their fallbacks."""
+        used = {getattr(self.roles, role) for role in ROLES}
+        if self.graph is not None:
+            used |= {n.profile for n in self.graph.nodes.values() if n.profile}
+        frontier = set(used)
+        while frontier:
+            fallback = self.models[frontier.pop()].fallback
+            if fallback and fallback not in used:
+                used.add(fallback)
+                frontier.add(fallback)
+        return frozenset(used)
+
     def profile_for(self, role: Role) -> tuple[str, ModelProfile]:
         """The (name, profile) that plays `role`."""
         name = getattr(self.roles, role)

@@ -397,3 +397,17 @@ async def test_map_items_that_finished_are_not_paid_again(
     asked = [r.body["messages"][-1]["content"] for r in fake_openai.requests]
     assert sorted(asked) == ["Item a", "Item b", "Item b", "Item c"]
     assert "Item a" in resumed.output and "Item c" in resumed.output
+
+
+async def test_an_edge_expression_that_fails_on_the_state_fails_the_run(
+    env: Path, fake_openai: FakeOpenAI
+) -> None:
+    (env / "n.md").write_text("{{ task }}")
+    yaml_text = (
+        "name: e\n" + MODELS + "graph:\n  nodes:\n"
+        "    a: {type: generate, prompt: n.md}\n    b: {type: generate, prompt: n.md}\n"
+        "  edges:\n    - {from: a, to: b, when: 'a > 3'}\n    - {from: a, to: END}\n"
+    )
+    result = await Workflow.from_yaml(write(env, yaml_text)).arun("t")
+    assert result.status == "failed" and result.error
+    assert result.error.type == "RunError" and "edge from 'a' to 'b'" in result.error.message

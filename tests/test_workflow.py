@@ -254,3 +254,18 @@ def test_plan_schema_bounds_strings_only_for_grammar_backed_models() -> None:
     assert "maxLength" not in json.dumps(loose)
     item = bounded["properties"]["subproblems"]["items"]["properties"]
     assert item["task"]["maxLength"] == 240 and item["depends_on"]["maxItems"] == 4
+
+
+async def test_an_unused_profile_needs_no_key(
+    openai_env: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY")  # only the writer has a key
+    spec = parse_workflow(
+        "name: t\nmodels:\n  writer: {model: write-model, api_key: sk-test-writer-000000}\n"
+        "  spare: {model: other}\n"
+        "roles: {plan: writer, reason: writer, generate: writer, synthesize: writer}\n"
+    )
+    assert spec.used_profiles() == {"writer"}
+    result = await Workflow(spec, home=tmp_path).arun("task")
+    assert result.status == "completed"
+    assert {r.model for r in openai_env.requests} == {"write-model"}

@@ -21,7 +21,13 @@ from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
 from .. import jsoncheck, prompts
-from ..errors import OrchestratorError, RunError, StructuredOutputError, UsageError
+from ..errors import (
+    ExpressionError,
+    OrchestratorError,
+    RunError,
+    StructuredOutputError,
+    UsageError,
+)
 from ..events import PlannedItem, PlanReady, SubproblemFinished, SubproblemStarted
 from ..expr import parse_expression
 from ..graphspec import END as SPEC_END
@@ -207,7 +213,13 @@ def _router(graph: GraphSpec, name: str) -> Any:
             return target == SPEC_END or visits.get(target, 0) < graph.iterations(target)
 
         for expression, target in conditional:
-            if open_(target) and expression.truthy(state):
+            try:
+                taken = open_(target) and expression.truthy(state)
+            except ExpressionError as exc:
+                # The expression was valid; the state it met was not what it expected (a model
+                # answered a string where a number was due): the run fails, and can resume.
+                raise RunError(f"edge from '{name}' to '{target}': {exc.message}") from None
+            if taken:
                 return END if target == SPEC_END else target
         chosen = [END if t == SPEC_END else t for t in defaults if open_(t)]
         return chosen if len(chosen) > 1 else (chosen[0] if chosen else END)
