@@ -202,12 +202,20 @@ class Workflow:
                 base_url, key = resolve_endpoint(name, profile)
                 client = pool.get(base_url, key)
             models[name] = OpenAIChatModel(name, profile, client, base_url, budget)
-        return {
-            name: FallbackModel(model, models[fallback])
-            if (fallback := self.spec.models[name].fallback) and fallback in models
-            else model
-            for name, model in models.items()
-        }
+        chained: dict[str, ChatModel] = {}
+
+        def with_fallback(name: str) -> ChatModel:
+            # a -> b -> c: a falls back to b, which falls back to c (the spec refuses loops)
+            if name not in chained:
+                fallback = self.spec.models[name].fallback
+                chained[name] = (
+                    FallbackModel(models[name], with_fallback(fallback))
+                    if fallback and fallback in models
+                    else models[name]
+                )
+            return chained[name]
+
+        return {name: with_fallback(name) for name in models}
 
     async def _stream(
         self, graph_input: dict[str, Any] | Command[Any] | None, run_id: str

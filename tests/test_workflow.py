@@ -269,3 +269,20 @@ async def test_an_unused_profile_needs_no_key(
     result = await Workflow(spec, home=tmp_path).arun("task")
     assert result.status == "completed"
     assert {r.model for r in openai_env.requests} == {"write-model"}
+
+
+async def test_fallbacks_chain(openai_env: FakeOpenAI, tmp_path: Path) -> None:
+    spec = parse_workflow(
+        "name: t\nmodels:\n"
+        "  a: {model: model-a, retries: 0, fallback: b}\n"
+        "  b: {model: model-b, retries: 0, fallback: c}\n"
+        "  c: {model: model-c}\n"
+        "roles: {plan: c, reason: a, generate: a, synthesize: c}\n"
+    )
+    openai_env.set_plan(plan(("s1", "generate", "one", [])))
+    openai_env.enqueue(Fault(status=500), model="model-a")
+    openai_env.enqueue(Fault(status=500), model="model-b")
+    result = await Workflow(spec, home=tmp_path).arun("task")
+    assert result.status == "completed"
+    assert result.subproblems[0].output.startswith("[model-c] answer")
+    assert [r.model for r in openai_env.requests][1:4] == ["model-a", "model-b", "model-c"]
