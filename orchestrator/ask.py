@@ -10,12 +10,12 @@ import sys
 import tempfile
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 
 from .errors import UsageError
 from .graph.review import Decision
 from .result import RunResult
+from .view import wide_console
 
 QUESTION = "approve, edit or abort? [a/e/x] "
 
@@ -31,7 +31,7 @@ def plan_table(result: RunResult) -> Table:
 
 def ask_decision(result: RunResult) -> tuple[Decision, list[dict[str, Any]] | None]:
     """Show the plan on stderr and read a decision from stdin; `edit` opens $EDITOR."""
-    err = Console(stderr=True, width=max(Console(stderr=True).width, 120))
+    err = wide_console(stderr=True)
     err.print(plan_table(result))
     if result.plan_note:
         err.print(f"note: {result.plan_note}", highlight=False)

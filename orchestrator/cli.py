@@ -25,7 +25,7 @@ from .result import RunResult
 from .runlog import RunLog
 from .runtime import Workflow, last_result, orchestrator_home
 from .spec import load_workflow, workflow_json_schema
-from .view import LiveRun, runs_table, usage_table
+from .view import LiveRun, runs_table, usage_table, wide_console
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -166,7 +166,7 @@ def _runs(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([asdict(r) for r in rows], indent=2, ensure_ascii=False))
     else:
-        Console(width=max(Console().width, 120)).print(runs_table(rows))
+        wide_console().print(runs_table(rows))
     return 0
 
 
@@ -189,7 +189,7 @@ async def _run_live(events: AsyncIterator[Event]) -> RunResult:
 
 async def _run_plain(events: AsyncIterator[Event]) -> RunResult:
     """No terminal: the answer streams to stdout, the rest goes to stderr."""
-    err = Console(stderr=True, width=max(Console(stderr=True).width, 120))
+    err = wide_console(stderr=True)
     result: RunResult | None = None
     streamed = False
     async for event in events:

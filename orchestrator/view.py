@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from rich.console import Group, RenderableType
+from rich.console import Console, Group, RenderableType
 from rich.markdown import Markdown
 from rich.panel import Panel
 from rich.table import Table
@@ -21,6 +21,12 @@ from .events import (
 )
 from .result import RunResult, Usage
 from .runlog import RunRow
+
+
+def wide_console(*, stderr: bool = False) -> Console:
+    """A console at least 120 columns wide: piped output would otherwise wrap at 80."""
+    return Console(stderr=stderr, width=max(Console(stderr=stderr).width, 120))
+
 
 _STATUS_STYLE = {
     "waiting": "dim",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -54,10 +55,7 @@ def mermaid(spec: WorkflowSpec) -> str:
     if spec.graph is not None:
         return _custom_mermaid(spec)
 
-    def role(name: Role) -> str:
-        profile, model = spec.profile_for(name)
-        return f"{profile}: {model.model}"
-
+    role = partial(role_label, spec)
     limits = spec.limits
     return "\n".join(
         [
@@ -94,6 +92,12 @@ def _custom_mermaid(spec: WorkflowSpec) -> str:
     return "\n".join(lines)
 
 
+def role_label(spec: WorkflowSpec, role: Role) -> str:
+    """`profile: model` for the profile that plays `role`."""
+    profile, model = spec.profile_for(role)
+    return f"{profile}: {model.model}"
+
+
 def node_detail(spec: WorkflowSpec, name: str) -> str:
     """A node's type and, for model nodes, the profile and model that run it."""
     assert spec.graph is not None
@@ -118,8 +122,7 @@ def picture(spec: WorkflowSpec) -> str:
     if graph is None:
 
         def role(name: Role) -> str:
-            profile, model = spec.profile_for(name)
-            return f"{name}\n{profile}: {model.model}"
+            return f"{name}\n{role_label(spec, name)}"
 
         limits = spec.limits
         nodes += [
