@@ -331,10 +331,10 @@ class OpenAIChatModel(ChatModel):
         choice = completion.choices[0]
         message = choice.message
         extra = message.model_extra or {}
-        answer, trace = split_trace(message.content or "")
         field_trace = extra.get("reasoning_content") or extra.get("reasoning")
-        if isinstance(field_trace, str) and field_trace:
-            trace = field_trace if not trace else f"{field_trace}\n\n{trace}"
+        answer, trace = _answer_and_trace(
+            message.content or "", field_trace if isinstance(field_trace, str) else ""
+        )
         usage = _usage(completion.usage)
         record = self._record(purpose, usage, started, choice.finish_reason)
         return answer, trace, choice.finish_reason, record
@@ -369,9 +369,7 @@ class OpenAIChatModel(ChatModel):
                     on_token(shown)
         if tail := visible.close():
             on_token(tail)
-        answer, trace = split_trace("".join(parts))
-        if traces:
-            trace = "".join(traces) + (f"\n\n{trace}" if trace else "")
+        answer, trace = _answer_and_trace("".join(parts), "".join(traces))
         return answer, trace, finish, self._record(purpose, usage, started, finish)
 
     def _record(
@@ -386,6 +384,13 @@ class OpenAIChatModel(ChatModel):
             latency_s=time.monotonic() - started,
             finish_reason=finish,
         )
+
+
+def _answer_and_trace(content: str, field_trace: str) -> tuple[str, str | None]:
+    """The visible answer, and every trace: the reasoning field's first, then any <think>."""
+    answer, tagged = split_trace(content)
+    traces = [t for t in (field_trace, tagged) if t]
+    return answer, "\n\n".join(traces) or None
 
 
 def _usage(raw: Any) -> TokenUsage:
