@@ -1,0 +1,101 @@
+"""The storage interface: where a run's checkpoints, its run log and (soon) the response cache live.
+
+One `Storage` is opened from one location (a directory for SQLite; a PostgreSQL URL next) and
+holds all three, so a deployment points everything at one place. Implementations never block
+the event loop: every method that touches the database is a coroutine.
+
+The run log is the ledger behind a run's cost: each billed call is written before the step that
+made it goes on, so a run that failed, was killed or was resumed still reports everything it
+paid for. No API key is ever written to storage.
+
+A run id is leased to one process at a time (`acquire_lease`): two `resume` processes on one
+run cannot both execute it, and a lease whose holder died (or stopped renewing it) can be taken.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+
+from ..models.base import CallRecord
+
+RUN_STATUSES = (
+    "running",
+    "completed",
+    "failed",
+    "budget_exceeded",
+    "awaiting_approval",
+    "awaiting_input",
+    "interrupted",
+)
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One run as the run log has it. `cost_usd` sums every billed call of every attempt.
+
+    `status` is `interrupted` for a run marked running whose process is gone (killed), or that
+    was stopped by a signal.
+    """
+
+    run_id: str
+    workflow: str
+    workflow_path: str | None
+    task: str
+    status: str
+    error: str | None
+    cost_usd: float
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class LeaseHolder:
+    """Who holds a run's lease: their owner token, process id and host, and until when."""
+
+    owner: str
+    pid: int
+    host: str
+    expires_at: float
+
+
+class RunLog(Protocol):
+    """Runs and every billed call, per run."""
+
+    async def start_run(
+        self, run_id: str, workflow: str, workflow_path: str | None, task: str
+    ) -> None:
+        """Record that the run is (again) running in this process."""
+
+    async def finish_run(self, run_id: str, status: str, error: str | None) -> None:
+        """Record how this attempt at the run ended."""
+
+    async def add_call(self, run_id: str, call: CallRecord) -> None:
+        """Append a billed call; returns once it is durably written."""
+
+    async def calls(self, run_id: str) -> list[CallRecord]:
+        """Every billed call of the run, in the order they were written."""
+
+    async def get_run(self, run_id: str) -> RunRow | None: ...
+
+    async def recent_runs(self, limit: int) -> list[RunRow]:
+        """The most recently created runs first."""
+
+    async def acquire_lease(self, run_id: str, owner: str, ttl_s: float) -> LeaseHolder | None:
+        """Take the run's lease for `ttl_s` seconds; None if taken, else who holds it."""
+
+    async def renew_lease(self, run_id: str, owner: str, ttl_s: float) -> bool:
+        """Extend a lease we hold; False if it was lost."""
+
+    async def release_lease(self, run_id: str, owner: str) -> None: ...
+
+
+class Storage(Protocol):
+    """Checkpointer, run log and cache, opened together from one location."""
+
+    location: str
+    """Where it is, for messages (a directory, or a URL with any password removed)."""
+    checkpointer: BaseCheckpointSaver[str]
+    runs: RunLog

@@ -1,0 +1,153 @@
+"""`SqliteStorage`: the state directory (ORCHESTRATOR_HOME) holding two SQLite files.
+
+    checkpoints.sqlite   LangGraph's AsyncSqliteSaver: each run's graph state, to resume from
+    runs.sqlite          the run log: runs, every billed call, run leases (sqlite_runlog.py)
+
+Two files, because LangGraph owns the checkpoint schema and its saver manages its own
+connection and transactions. Both are opened, and checked to be SQLite databases, before any
+model is called: a broken directory is reported up front as one StorageError.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    BaseCheckpointSaver,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+)
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+from .base import RunLog
+from .diagnose import prepare_home, translating
+from .sqlite_runlog import BUSY_TIMEOUT_S, SqliteRunLog
+
+CHECKPOINTS_FILE = "checkpoints.sqlite"
+RUNS_FILE = "runs.sqlite"
+
+
+class SqliteStorage:
+    """Checkpointer and run log in one directory. Open with `SqliteStorage.open`."""
+
+    def __init__(self, home: Path, checkpointer: CheckpointSaver, runs: SqliteRunLog) -> None:
+        self.location = str(home)
+        self.home = home
+        # Typed as the protocol has them (its attributes are settable, hence invariant); the
+        # concrete objects stay reachable for `close`.
+        self.checkpointer: BaseCheckpointSaver[str] = checkpointer
+        self.runs: RunLog = runs
+        self._saver = checkpointer
+        self._runs = runs
+
+    @classmethod
+    async def open(cls, home: Path) -> SqliteStorage:
+        """Create or open the databases under `home`; StorageError if either is unusable."""
+        await asyncio.to_thread(prepare_home, home)
+        runs = await SqliteRunLog.open(home / RUNS_FILE)
+        try:
+            checkpointer = await CheckpointSaver.open(home / CHECKPOINTS_FILE)
+        except BaseException:
+            await runs.close()
+            raise
+        return cls(home, checkpointer, runs)
+
+    async def close(self) -> None:
+        try:
+            await self._runs.close()
+        finally:
+            await self._saver.conn.close()
+
+
+class CheckpointSaver(AsyncSqliteSaver):
+    """LangGraph's AsyncSqliteSaver, whose file failures (a full disk) raise StorageError."""
+
+    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
+        super().__init__(conn)
+        self.path = path
+
+    @classmethod
+    async def open(cls, path: Path) -> CheckpointSaver:
+        with translating(path):
+            conn = await aiosqlite.connect(path, timeout=BUSY_TIMEOUT_S)
+        saver = cls(conn, path)
+        try:
+            # Creating the tables now reads the schema: a file that is not a database is
+            # reported here, before a run starts, not at its first checkpoint.
+            await saver.setup()
+        except BaseException:
+            await conn.close()
+            raise
+        return saver
+
+    async def _rollback(self) -> None:
+        # The saver commits only on success: undo a failed write under its lock, or its leftover
+        # would be committed with the next coroutine's checkpoint.
+        async with self.lock:
+            with suppress(sqlite3.Error):
+                await self.conn.rollback()  # a no-op outside a transaction
+
+    async def setup(self) -> None:
+        with translating(self.path):
+            await super().setup()
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        with translating(self.path):
+            return await super().aget_tuple(config)
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        with translating(self.path):
+            async for item in super().alist(config, filter=filter, before=before, limit=limit):
+                yield item
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        try:
+            with translating(self.path):
+                return await super().aput(config, checkpoint, metadata, new_versions)
+        except BaseException:
+            await self._rollback()
+            raise
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        try:
+            with translating(self.path):
+                await super().aput_writes(config, writes, task_id, task_path)
+        except BaseException:
+            await self._rollback()
+            raise
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        try:
+            with translating(self.path):
+                await super().adelete_thread(thread_id)
+        except BaseException:
+            await self._rollback()
+            raise

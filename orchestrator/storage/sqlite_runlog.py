@@ -1,0 +1,278 @@
+"""The run log in SQLite: runs.sqlite, on one aiosqlite connection shared by every run.
+
+One connection, because concurrent runs in one process would otherwise fight each other for the
+file's write lock; aiosqlite runs its statements on one worker thread, so the event loop never
+waits on the disk. Transactions are explicit (the connection is in autocommit mode) and taken
+one at a time under `_lock`, since any coroutine's statement would otherwise land inside another
+coroutine's open transaction.
+
+`add_call` is group-committed: rows that arrive while a commit is in flight are written together
+by the next one, so N concurrent runs pay for about one commit per batch instead of N. WAL with
+synchronous=NORMAL makes a commit survive a crash of the process (the ledger's purpose); only a
+power loss can undo the last commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+from pathlib import Path
+from typing import cast
+
+import aiosqlite
+
+from ..models.base import CallPurpose, CallRecord, TokenUsage
+from .base import RUN_STATUSES, LeaseHolder, RunRow
+from .diagnose import translating
+from .liveness import HOST, lease_is_free, live_status
+from .migrations import migrate
+
+BUSY_TIMEOUT_S = 30.0
+
+_CALL_COLUMNS = (
+    "run_id, profile, model, purpose, step, input_tokens, cached_input_tokens, output_tokens, "
+    "reasoning_tokens, estimated, cost_usd, latency_s, finish_reason, started_at, created_at"
+)
+_INSERT_CALL = f"insert into calls ({_CALL_COLUMNS}) values ({', '.join('?' * 15)})"
+_SELECT_RUNS = (
+    "select r.run_id, r.workflow, r.workflow_path, r.task, r.status, r.error, "
+    "coalesce((select sum(cost_usd) from calls c where c.run_id = r.run_id), 0), "
+    "r.created_at, r.updated_at, r.pid, r.host from runs r "
+)
+
+_Row = tuple[object, ...]
+
+
+class SqliteRunLog:
+    """`RunLog` on runs.sqlite. Open with `SqliteRunLog.open`; `close` when done."""
+
+    max_batch = 10_000
+    """Most calls one group commit writes (1 turns group commit off, for measurements)."""
+
+    def __init__(
+        self, db: aiosqlite.Connection, path: Path, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.path = path
+        self._db = db
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self._pending: list[tuple[_Row, asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def open(cls, path: Path, clock: Callable[[], float] = time.time) -> SqliteRunLog:
+        """Open (creating or upgrading) the run log; StorageError if the file is unusable."""
+        with translating(path):
+            # isolation_level=None: no implicit BEGINs, every transaction here is explicit.
+            db = await aiosqlite.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        try:
+            with translating(path):
+                await db.execute("pragma journal_mode = wal")
+                await db.execute("pragma synchronous = normal")
+                await migrate(db)
+        except BaseException:
+            await db.close()
+            raise
+        return cls(db, path, clock)
+
+    async def close(self) -> None:
+        """Wait for pending calls to be written, then close the connection."""
+        while self._flusher is not None and not self._flusher.done():
+            await asyncio.wait({self._flusher})  # its callers get its errors; close regardless
+        await self._db.close()
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """A write transaction, alone on the connection; StorageError if the file fails."""
+        async with self._lock:
+            with translating(self.path):
+                # IMMEDIATE: take the file's write lock now (waiting up to the busy timeout for
+                # other processes) rather than fail when a read later turns into a write.
+                await self._db.execute("begin immediate")
+                try:
+                    yield self._db
+                    await self._db.execute("commit")
+                except BaseException:
+                    # SQLite has already rolled back after some errors (a full disk).
+                    with suppress(sqlite3.Error):
+                        await self._db.execute("rollback")
+                    raise
+
+    async def _read(self, sql: str, args: tuple[object, ...]) -> list[sqlite3.Row]:
+        # Under the lock too: a read between another coroutine's BEGIN and COMMIT on this shared
+        # connection would see rows that may still be rolled back.
+        async with self._lock:
+            with translating(self.path):
+                return list(await self._db.execute_fetchall(sql, args))
+
+    async def start_run(
+        self, run_id: str, workflow: str, workflow_path: str | None, task: str
+    ) -> None:
+        now = self._clock()
+        async with self._transaction() as db:
+            await db.execute(
+                """insert into runs (run_id, workflow, workflow_path, task, status, error, pid,
+                                     host, created_at, updated_at)
+                   values (?, ?, ?, ?, 'running', null, ?, ?, ?, ?)
+                   on conflict(run_id) do update set
+                     status = 'running', error = null, pid = excluded.pid,
+                     host = excluded.host, updated_at = excluded.updated_at""",
+                (run_id, workflow, workflow_path, task, os.getpid(), HOST, now, now),
+            )
+
+    async def finish_run(self, run_id: str, status: str, error: str | None) -> None:
+        if status not in RUN_STATUSES:
+            raise ValueError(f"unknown run status {status!r}; expected one of {RUN_STATUSES}")
+        async with self._transaction() as db:
+            await db.execute(
+                "update runs set status = ?, error = ?, pid = null, updated_at = ? "
+                "where run_id = ?",
+                (status, error, self._clock(), run_id),
+            )
+
+    async def add_call(self, run_id: str, call: CallRecord) -> None:
+        """Append a billed call; returns once the transaction holding it has committed."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((_call_row(run_id, call, self._clock()), done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        # Shielded: a caller cancelled while waiting still gets its call recorded (it was billed).
+        await asyncio.shield(done)
+
+    async def _flush(self) -> None:
+        """Commit pending calls in batches until none are left; wake each batch's callers."""
+        while self._pending:
+            batch: list[tuple[_Row, asyncio.Future[None]]] = []
+            try:
+                async with self._transaction() as db:
+                    # Taken once the write lock is ours: calls that came while we waited join.
+                    batch = self._take_batch()
+                    await db.executemany(_INSERT_CALL, [row for row, _ in batch])
+            except Exception as exc:
+                # A failed BEGIN fails the callers waiting for it rather than retrying forever.
+                _settle(batch or self._take_batch(), exc)
+                continue
+            except BaseException:
+                # Cancelled (the loop is shutting down): no one is left to write the rest.
+                batch += self._pending
+                self._pending = []
+                _settle(batch, None, cancel=True)
+                raise
+            _settle(batch, None)
+
+    def _take_batch(self) -> list[tuple[_Row, asyncio.Future[None]]]:
+        batch = self._pending[: self.max_batch]
+        del self._pending[: self.max_batch]
+        return batch
+
+    async def calls(self, run_id: str) -> list[CallRecord]:
+        rows = await self._read(
+            "select profile, model, purpose, step, input_tokens, cached_input_tokens, "
+            "output_tokens, reasoning_tokens, estimated, cost_usd, latency_s, finish_reason, "
+            "started_at from calls where run_id = ? order by id",
+            (run_id,),
+        )
+        return [_call_record(row) for row in rows]
+
+    async def get_run(self, run_id: str) -> RunRow | None:
+        rows = await self._runs("where r.run_id = ?", (run_id,))
+        return rows[0] if rows else None
+
+    async def recent_runs(self, limit: int) -> list[RunRow]:
+        return await self._runs("order by r.created_at desc limit ?", (limit,))
+
+    async def _runs(self, tail: str, args: tuple[object, ...]) -> list[RunRow]:
+        rows = await self._read(_SELECT_RUNS + tail, args)
+        return [
+            RunRow(run_id, workflow, path, task, live_status(status, pid, host), error, cost, c, u)
+            for run_id, workflow, path, task, status, error, cost, c, u, pid, host in rows
+        ]
+
+    async def acquire_lease(self, run_id: str, owner: str, ttl_s: float) -> LeaseHolder | None:
+        async with self._transaction() as db:
+            now = self._clock()  # after BEGIN IMMEDIATE: the lock may have taken a while
+            rows = list(
+                await db.execute_fetchall(
+                    "select owner, pid, host, expires_at from leases where run_id = ?",
+                    (run_id,),
+                )
+            )
+            if rows:
+                holder = LeaseHolder(*rows[0])
+                if not lease_is_free(holder, owner, now):
+                    return holder
+            await db.execute(
+                """insert into leases (run_id, owner, pid, host, expires_at) values (?, ?, ?, ?, ?)
+                   on conflict(run_id) do update set owner = excluded.owner,
+                     pid = excluded.pid, host = excluded.host, expires_at = excluded.expires_at""",
+                (run_id, owner, os.getpid(), HOST, now + ttl_s),
+            )
+        return None
+
+    async def renew_lease(self, run_id: str, owner: str, ttl_s: float) -> bool:
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "update leases set expires_at = ? where run_id = ? and owner = ?",
+                (self._clock() + ttl_s, run_id, owner),
+            )
+            return cursor.rowcount == 1
+
+    async def release_lease(self, run_id: str, owner: str) -> None:
+        async with self._transaction() as db:
+            await db.execute("delete from leases where run_id = ? and owner = ?", (run_id, owner))
+
+
+def _settle(
+    batch: list[tuple[_Row, asyncio.Future[None]]],
+    error: Exception | None,
+    cancel: bool = False,
+) -> None:
+    for _, done in batch:
+        if done.done():
+            continue
+        if cancel:
+            done.cancel()
+        elif error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(None)
+
+
+def _call_row(run_id: str, call: CallRecord, now: float) -> _Row:
+    u = call.usage
+    return (
+        run_id,
+        call.profile,
+        call.model,
+        call.purpose,
+        call.step,
+        u.input_tokens,
+        u.cached_input_tokens,
+        u.output_tokens,
+        u.reasoning_tokens,
+        int(u.estimated),
+        call.cost_usd,
+        call.latency_s,
+        call.finish_reason,
+        call.started_at,
+        now,
+    )
+
+
+def _call_record(row: sqlite3.Row) -> CallRecord:
+    profile, model, purpose, step, i, c, o, r, estimated, cost, latency, finish, started = row
+    return CallRecord(
+        profile=profile,
+        model=model,
+        purpose=cast(CallPurpose, purpose),
+        step=step,
+        usage=TokenUsage(i, c, o, r, bool(estimated)),
+        cost_usd=cost,
+        latency_s=latency,
+        finish_reason=finish,
+        started_at=started,
+    )
