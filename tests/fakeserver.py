@@ -14,216 +14,41 @@ Per request, in order: one-shot behaviours queued with ``enqueue`` (FIFO, first 
 matches), then ``responder(body)``, then the default reply. A ``Fault`` sleeps only its own
 ``delay``; a ``Reply`` or the default sleeps ``Reply.latency``, else ``plan_latency`` for plan
 requests (if not None), else the model's latency. Only POST /v1/chat/completions is recorded.
+``Fault`` and ``Reply`` (in ``fakereplies.py``) also script misbehaving servers: errors inside a
+200, streams cut off or dropped, bodies that trickle forever.
 """
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
-import re
-import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from typing import Any, Literal
+from collections.abc import Callable, Iterable
+from typing import Any
 
-import jsonschema
-from jsonschema.exceptions import best_match
+from tests.fakehttp import Handler, Server
+from tests.fakereplies import (
+    TRACE_STYLES,
+    Behaviour,
+    Composed,
+    Fault,
+    Latency,
+    ModelConfig,
+    Recorded,
+    Reply,
+    TraceStyle,
+    completion_body,
+    compose,
+    error_body,
+    is_plan,
+    last_user,
+    schema_errors_for,
+    stream_events,
+    usage_of,
+)
 
 __all__ = ["FakeOpenAI", "Fault", "ModelConfig", "Recorded", "Reply", "schema_errors_for"]
-
-SCHEMA_PATH = Path(__file__).with_name("chat-completions.schema.json")
-TraceStyle = Literal["reasoning_content", "reasoning", "think", "lone_think"]
-TRACE_STYLES: frozenset[str | None] = frozenset(
-    {None, "reasoning_content", "reasoning", "think", "lone_think"}
-)
-Latency = float | Callable[[dict[str, Any]], float]
-
-_ERROR_TYPES = {
-    400: ("invalid_request_error", "invalid_request"),
-    401: ("authentication_error", "invalid_api_key"),
-    403: ("permission_error", "permission_denied"),
-    404: ("not_found_error", "model_not_found"),
-    408: ("timeout_error", "timeout"),
-    409: ("conflict_error", "conflict"),
-    422: ("invalid_request_error", "unprocessable_entity"),
-    429: ("rate_limit_error", "rate_limit_exceeded"),
-}
-
-
-@dataclass(frozen=True)
-class Fault:
-    """A failing response. ``delay`` (seconds) is slept first and combines with the rest.
-
-    ``drop``: close the socket without a response. ``malformed``: HTTP 200 whose body is not JSON
-    (Content-Type text/html unless ``headers`` override it). Otherwise: HTTP ``status`` with
-    ``headers`` as given and an OpenAI-style error body (or ``body``: dict → JSON, str → text).
-    """
-
-    status: int = 500
-    headers: Mapping[str, str] = field(default_factory=dict)
-    body: Any = None
-    drop: bool = False
-    malformed: bool = False
-    delay: float = 0.0
-
-
-@dataclass(frozen=True)
-class Reply:
-    """A successful completion; every field left None takes the default.
-
-    ``reasoning`` replaces the trace text (``""``: no trace, so ``content`` is sent verbatim even
-    for <think> styles); it uses the model's trace style, or ``reasoning_content`` if it has none.
-    """
-
-    content: str | None = None
-    reasoning: str | None = None
-    finish_reason: str = "stop"
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    reasoning_tokens: int | None = None
-    cached_tokens: int | None = None
-    latency: float | None = None
-
-
-@dataclass
-class ModelConfig:
-    latency: Latency = 0.0
-    reasoning: bool = False
-    trace_style: TraceStyle | None = None
-    reasoning_tokens: int = 50  # reported only when reasoning=True
-    cached_tokens: int = 0
-    omit_details: bool = False
-
-
-@dataclass(frozen=True)
-class Recorded:
-    model: str
-    body: dict[str, Any]
-    headers: dict[str, str]  # lower-cased names, e.g. headers["authorization"]
-    started: float  # time.monotonic() at arrival
-    ended: float  # time.monotonic() when the response was complete (or the socket dropped)
-    is_plan: bool
-    outcome: str  # "ok", "ok:length", "fault:429", "drop", "malformed", "client_gone", "bad_json"
-
-
-Behaviour = Fault | Reply
-
-
-def _build_validators() -> dict[str, jsonschema.Draft202012Validator]:
-    doc = json.loads(SCHEMA_PATH.read_text())
-    return {
-        name: jsonschema.Draft202012Validator({"$ref": f"#/$defs/{name}", "$defs": doc["$defs"]})
-        for name in doc["$defs"]
-    }
-
-
-_VALIDATORS = _build_validators()
-
-
-def schema_errors_for(def_name: str, instance: Any) -> list[str]:
-    """Validate ``instance`` against ``#/$defs/<def_name>``; [] if valid, else one message."""
-    error = best_match(_VALIDATORS[def_name].iter_errors(instance))
-    if error is None:
-        return []
-    where = "/".join(str(p) for p in error.absolute_path) or "<root>"
-    return [f"{def_name} at {where}: {error.message[:300]}"]
-
-
-def _text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
-    return ""
-
-
-def _last_user(body: dict[str, Any]) -> str:
-    for message in reversed(body.get("messages") or []):
-        if isinstance(message, dict) and message.get("role") == "user":
-            return _text_of(message.get("content"))
-    return ""
-
-
-def _is_plan(body: dict[str, Any]) -> bool:
-    fmt = body.get("response_format")
-    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema":
-        return False
-    name = (fmt.get("json_schema") or {}).get("name")
-    return isinstance(name, str) and name.lower() == "plan"
-
-
-def _error_body(status: int, message: str) -> dict[str, Any]:
-    etype, code = _ERROR_TYPES.get(status, ("server_error", "server_error"))
-    return {"error": {"message": message, "type": etype, "param": None, "code": code}}
-
-
-def _chunks(text: str, words: int = 3) -> list[str]:
-    tokens = re.findall(r"\s*\S+\s*|\s+", text)
-    return ["".join(tokens[i : i + words]) for i in range(0, len(tokens), words)]
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 256
-    fake: FakeOpenAI
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out in separate writes; with Nagle on, a keep-alive connection
-    # holds each response ~40 ms waiting for the client's delayed ACK.
-    disable_nagle_algorithm = True
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:  # silence stderr
-        pass
-
-    # -- plumbing ---------------------------------------------------------------------------
-    def _send(self, status: int, payload: bytes, headers: Mapping[str, str]) -> None:
-        self.send_response(status)
-        sent = {k.lower() for k in headers}
-        for name, value in headers.items():
-            self.send_header(name, value)
-        if "content-type" not in sent:
-            self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def _send_json(self, status: int, obj: Any, headers: Mapping[str, str] | None = None) -> None:
-        self._send(status, json.dumps(obj).encode(), headers or {})
-
-    def _read_body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
-
-    def do_GET(self) -> None:
-        if self.path.rstrip("/") == "/v1/models":
-            data = [
-                {"id": name, "object": "model", "created": 0, "owned_by": "fakeserver"}
-                for name in self.server.fake.models()
-            ]
-            self._send_json(200, {"object": "list", "data": data})
-        else:
-            self._not_found()
-
-    def do_POST(self) -> None:
-        if self.path.split("?")[0].rstrip("/") == "/v1/chat/completions":
-            self.server.fake._handle_chat(self)
-        else:
-            self._read_body()
-            self._not_found()
-
-    def _not_found(self) -> None:
-        msg = f"Unknown request URL: {self.command} {self.path}."
-        body = _error_body(404, msg)
-        body["error"]["code"] = "unknown_url"
-        self._send_json(404, body)
 
 
 class FakeOpenAI:
@@ -231,8 +56,9 @@ class FakeOpenAI:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._server: _Server | None = None
+        self._server: Server | None = None
         self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()  # ends responses that would otherwise never end
         self._ids = itertools.count(1)
         self._seq = itertools.count()
         self._in_flight = 0
@@ -244,7 +70,8 @@ class FakeOpenAI:
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> FakeOpenAI:
         if self._server is None:
-            server = _Server(("127.0.0.1", 0), _Handler)
+            self._stopping.clear()
+            server = Server(("127.0.0.1", 0), Handler)
             server.fake = self
             self._server = server
             self._thread = threading.Thread(
@@ -257,6 +84,7 @@ class FakeOpenAI:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
         server, self._server = self._server, None
         if server is not None:
             server.shutdown()
@@ -283,6 +111,7 @@ class FakeOpenAI:
 
     # -- scripting ----------------------------------------------------------------------------
     def reset(self) -> None:
+        self._settle()  # a request still being recorded would land after the reset
         with self._lock:
             self._queue: list[tuple[str | None, Behaviour]] = []
             self._records: dict[int, Recorded] = {}
@@ -342,14 +171,18 @@ class FakeOpenAI:
         A client can read its response a moment before the handler thread records it, so this
         waits (up to 2 s) for requests in flight to be recorded.
         """
-        deadline = time.monotonic() + 2.0
+        self._settle()
+        with self._lock:
+            return [self._records[k] for k in sorted(self._records)]
+
+    def _settle(self, limit: float = 2.0) -> None:
+        """Wait (up to ``limit`` s) until no chat request is in flight."""
+        deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
             with self._lock:
                 if self._in_flight == 0:
-                    break
+                    return
             time.sleep(0.005)
-        with self._lock:
-            return [self._records[k] for k in sorted(self._records)]
 
     @property
     def schema_errors(self) -> list[str]:
@@ -380,7 +213,11 @@ class FakeOpenAI:
                     errors.append(f"reasoning model {model} rejects {key}={body[key]!r}")
         return errors
 
-    def _handle_chat(self, h: _Handler) -> None:
+    def _note_errors(self, errors: Iterable[str]) -> None:
+        with self._lock:
+            self._errors.extend(errors)
+
+    def _handle_chat(self, h: Handler) -> None:
         started = time.monotonic()
         headers = {k.lower(): v for k, v in h.headers.items()}
         with self._lock:
@@ -388,7 +225,7 @@ class FakeOpenAI:
             self._in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
         body: dict[str, Any] = {}
-        model, is_plan, outcome = "", False, "ok"
+        outcome = "ok"
         try:
             raw = h._read_body()
             try:
@@ -396,30 +233,12 @@ class FakeOpenAI:
             except ValueError:
                 parsed = None
             if not isinstance(parsed, dict):
-                with self._lock:
-                    self._errors.append(f"request body is not a JSON object: {raw[:80]!r}")
+                self._note_errors([f"request body is not a JSON object: {raw[:80]!r}"])
                 outcome = "bad_json"
-                h._send_json(400, _error_body(400, "We could not parse the JSON body."))
+                h._send_json(400, error_body(400, "We could not parse the JSON body."))
                 return
             body = parsed
-            model = str(body.get("model", ""))
-            cfg = self.model_config(model)
-            is_plan = _is_plan(body)
-            errors = self._validate(body, cfg)
-            if errors:
-                with self._lock:
-                    self._errors.extend(errors)
-                if self.reject_invalid:
-                    outcome = "fault:400"
-                    h._send_json(400, _error_body(400, "; ".join(errors)))
-                    return
-            behaviour = self._take(model)
-            if behaviour is None and self.responder is not None:
-                behaviour = self.responder(body)
-            if isinstance(behaviour, Fault):
-                outcome = self._fault(h, behaviour)
-            else:
-                outcome = self._reply(h, body, cfg, behaviour or Reply(), is_plan)
+            outcome = self._respond(h, body)
         except (BrokenPipeError, ConnectionResetError):
             outcome = "client_gone"
             h.close_connection = True
@@ -427,23 +246,44 @@ class FakeOpenAI:
             with self._lock:
                 self._in_flight -= 1
                 self._records[seq] = Recorded(
-                    model, body, headers, started, time.monotonic(), is_plan, outcome
+                    str(body.get("model", "")),
+                    body,
+                    headers,
+                    started,
+                    time.monotonic(),
+                    is_plan(body),
+                    outcome,
                 )
 
-    def _fault(self, h: _Handler, fault: Fault) -> str:
+    def _respond(self, h: Handler, body: dict[str, Any]) -> str:
+        cfg = self.model_config(str(body.get("model", "")))
+        errors = self._validate(body, cfg)
+        if errors:
+            self._note_errors(errors)
+            if self.reject_invalid:
+                h._send_json(400, error_body(400, "; ".join(errors)))
+                return "fault:400"
+        behaviour = self._take(str(body.get("model", "")))
+        if behaviour is None and self.responder is not None:
+            behaviour = self.responder(body)
+        if isinstance(behaviour, Fault):
+            return self._fault(h, behaviour, stream=bool(body.get("stream")))
+        return self._reply(h, body, cfg, behaviour or Reply())
+
+    def _fault(self, h: Handler, fault: Fault, *, stream: bool) -> str:
         if fault.delay:
             time.sleep(fault.delay)
         if fault.drop:
-            h.close_connection = True
-            with contextlib.suppress(OSError):
-                h.connection.shutdown(socket.SHUT_RDWR)
+            h._drop()
             return "drop"
+        if fault.trickle:
+            return self._trickle(h, fault.trickle, stream=stream)
         if fault.malformed:
             headers = {"Content-Type": "text/html", **fault.headers}
             h._send(200, b"<html>upstream hiccup", headers)
             return "malformed"
         if fault.body is None:
-            payload = json.dumps(_error_body(fault.status, f"fake fault {fault.status}")).encode()
+            payload = json.dumps(error_body(fault.status, f"fake fault {fault.status}")).encode()
         elif isinstance(fault.body, str | bytes):
             payload = fault.body.encode() if isinstance(fault.body, str) else fault.body
         else:
@@ -451,175 +291,85 @@ class FakeOpenAI:
         h._send(fault.status, payload, fault.headers)
         return f"fault:{fault.status}"
 
-    def _reply(
-        self, h: _Handler, body: dict[str, Any], cfg: ModelConfig, reply: Reply, is_plan: bool
-    ) -> str:
-        model = str(body.get("model", ""))
-        if reply.latency is not None:
-            delay = reply.latency
-        elif is_plan and self.plan_latency is not None:
-            delay = self.plan_latency
-        else:
-            delay = cfg.latency(body) if callable(cfg.latency) else cfg.latency
-        if delay > 0:
-            time.sleep(delay)
+    def _trickle(self, h: Handler, interval: float, *, stream: bool) -> str:
+        """Filler every ``interval`` s until the client hangs up or the server stops."""
+        kind = "text/event-stream; charset=utf-8" if stream else "application/json"
+        out = h._start_body(kind)
+        filler = b": keep-alive\n\n" if stream else b" "
+        try:
+            while not self._stopping.wait(interval):
+                out.write(filler)
+        except OSError:
+            pass  # the client gave up, which is the point
+        h.close_connection = True
+        return "trickle"
 
+    def _answer(self, body: dict[str, Any], reply: Reply) -> str:
+        model = str(body.get("model", ""))
         if reply.content is not None:
-            answer = reply.content
-        elif is_plan:
+            return reply.content
+        if is_plan(body):
             with self._lock:
                 plan = self._plan
             if plan is None:
-                task = _last_user(body)[:200]
+                task = last_user(body)[:200]
                 plan = {
                     "subproblems": [
                         {"id": "s1", "kind": "generate", "task": task, "depends_on": []}
                     ]
                 }
-            answer = json.dumps(plan)
-        else:
-            answer = f"[{model}] answer: " + _last_user(body)[:60]
-        style = cfg.trace_style
-        if reply.reasoning is not None:
-            trace, style = reply.reasoning, style or "reasoning_content"
-        else:
-            trace = f"TRACE({model}): thinking about it" if style else ""
-        content, trace_field = answer, None
-        if trace and style == "think":
-            content = f"<think>{trace}</think>{answer}"
-        elif trace and style == "lone_think":
-            content = f"{trace}</think>{answer}"
-        elif trace:
-            trace_field = style
+            return json.dumps(plan)
+        return f"[{model}] answer: " + last_user(body)[:60]
 
-        usage = self._usage(body, cfg, reply, content)
-        cid = f"chatcmpl-fake{next(self._ids):06d}"
-        created = int(time.time())
+    def _reply(self, h: Handler, body: dict[str, Any], cfg: ModelConfig, reply: Reply) -> str:
+        model = str(body.get("model", ""))
+        if reply.latency is not None:
+            delay = reply.latency
+        elif is_plan(body) and self.plan_latency is not None:
+            delay = self.plan_latency
+        else:
+            delay = cfg.latency(body) if callable(cfg.latency) else cfg.latency
+        if delay > 0:
+            time.sleep(delay)
+        text = compose(self._answer(body, reply), model, cfg, reply)
+        usage = usage_of(body, cfg, reply, text.content)
+        head = {"id": f"chatcmpl-fake{next(self._ids):06d}", "created": int(time.time())}
+        head["model"] = model
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            self._stream(
-                h,
-                cid,
-                created,
-                model,
-                content,
-                trace,
-                trace_field,
-                reply.finish_reason,
-                usage if include_usage else None,
-            )
+            self._stream(h, head, text, reply, usage if include_usage else None)
+        elif reply.byte_delay:
+            out = h._start_body("application/json", pause=reply.byte_delay)
+            for byte in json.dumps(completion_body(head, text, reply, usage)).encode():
+                out.write(bytes([byte]))
+            out.end()
         else:
-            message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
-            if trace_field:
-                message[trace_field] = trace
-            h._send_json(
-                200,
-                {
-                    "id": cid,
-                    "object": "chat.completion",
-                    "created": created,
-                    "model": model,
-                    "choices": [
-                        {
-                            "index": 0,
-                            "message": message,
-                            "finish_reason": reply.finish_reason,
-                            "logprobs": None,
-                        }
-                    ],
-                    "usage": usage,
-                },
-            )
-        return "ok" if reply.finish_reason == "stop" else f"ok:{reply.finish_reason}"
-
-    def _usage(
-        self, body: dict[str, Any], cfg: ModelConfig, reply: Reply, content: str
-    ) -> dict[str, Any]:
-        chars = sum(
-            len(_text_of(m.get("content")))
-            for m in body.get("messages") or []
-            if isinstance(m, dict)
-        )
-        cached = reply.cached_tokens if reply.cached_tokens is not None else cfg.cached_tokens
-        prompt = reply.prompt_tokens
-        if prompt is None:
-            prompt = max(1, chars // 4, cached)  # prompt_tokens includes the cached ones
-        reasoning = reply.reasoning_tokens
-        if reasoning is None:
-            reasoning = cfg.reasoning_tokens if cfg.reasoning else 0
-        completion = reply.completion_tokens
-        if completion is None:
-            completion = max(1, len(content) // 4) + reasoning
-        usage: dict[str, Any] = {
-            "prompt_tokens": prompt,
-            "completion_tokens": completion,
-            "total_tokens": prompt + completion,
-        }
-        if not cfg.omit_details:
-            usage["prompt_tokens_details"] = {"cached_tokens": cached, "audio_tokens": 0}
-            usage["completion_tokens_details"] = {
-                "reasoning_tokens": reasoning,
-                "audio_tokens": 0,
-                "accepted_prediction_tokens": 0,
-                "rejected_prediction_tokens": 0,
-            }
-        return usage
+            h._send_json(200, completion_body(head, text, reply, usage))
+        return reply.outcome
 
     def _stream(
         self,
-        h: _Handler,
-        cid: str,
-        created: int,
-        model: str,
-        content: str,
-        trace: str,
-        trace_field: str | None,
-        finish_reason: str,
+        h: Handler,
+        head: dict[str, Any],
+        text: Composed,
+        reply: Reply,
         usage: dict[str, Any] | None,
     ) -> None:
-        h.send_response(200)
-        h.send_header("Content-Type", "text/event-stream; charset=utf-8")
-        h.send_header("Cache-Control", "no-cache")
-        h.send_header("Transfer-Encoding", "chunked")
-        h.end_headers()
-
-        def emit(data: str) -> None:
-            raw = f"data: {data}\n\n".encode()
-            h.wfile.write(f"{len(raw):x}\r\n".encode() + raw + b"\r\n")
-
-        def chunk(delta: dict[str, Any], finish: str | None = None) -> None:
-            obj: dict[str, Any] = {
-                "id": cid,
-                "object": "chat.completion.chunk",
-                "created": created,
-                "model": model,
-                "choices": [
-                    {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
-                ],
-            }
-            if usage is not None:
-                obj["usage"] = None
-            emit(json.dumps(obj))
-
-        chunk({"role": "assistant", "content": "", "refusal": None})
-        if trace_field:
-            for piece in _chunks(trace):
-                chunk({"content": None, trace_field: piece})
-        for piece in _chunks(content):
-            chunk({"content": piece})
-        chunk({}, finish_reason)
-        if usage is not None:
-            emit(
-                json.dumps(
-                    {
-                        "id": cid,
-                        "object": "chat.completion.chunk",
-                        "created": created,
-                        "model": model,
-                        "choices": [],
-                        "usage": usage,
-                    }
-                )
-            )
-        emit("[DONE]")
-        h.wfile.write(b"0\r\n\r\n")
+        framing = "eof" if reply.close == "eof" else "chunked"
+        out = h._start_body(
+            "text/event-stream; charset=utf-8", framing=framing, pause=reply.byte_delay
+        )
+        said = False  # the scripted error event is out: a client may rightly hang up now
+        try:
+            for data in stream_events(head, text, reply, usage):
+                out.write(f"data: {data}\n\n".encode())
+                said = said or data.startswith('{"error":')
+            if reply.close == "drop":
+                h._drop()  # mid-body: the chunked body never gets its last chunk
+            elif reply.close == "end":
+                out.end()
+            # "eof": the handler closes the connection after this response (close_connection)
+        except OSError:
+            if not said:
+                raise
+            h.close_connection = True

@@ -308,3 +308,58 @@ def test_start_stop_without_context_manager() -> None:
         server.stop()
     with pytest.raises(RuntimeError):
         _ = server.base_url
+
+
+# --- misbehaving servers -------------------------------------------------------------------
+
+
+async def sse_lines(server: FakeOpenAI) -> tuple[dict[str, str], list[str]]:
+    """Headers and the non-blank lines of one raw streamed response."""
+    create = aclient(server).chat.completions.with_streaming_response.create
+    async with create(model="m", messages=MSGS, stream=True) as response:
+        lines = [line async for line in response.iter_lines() if line]
+        return dict(response.headers), lines
+
+
+async def test_stream_endings(fake_openai: FakeOpenAI) -> None:
+    _, lines = await sse_lines(fake_openai)
+    assert lines[-1] == "data: [DONE]" and '"finish_reason": "stop"' in lines[-2]
+    fake_openai.enqueue(Reply(cut_after=1, done=False, close="eof"))
+    headers, lines = await sse_lines(fake_openai)
+    assert "transfer-encoding" not in headers and headers["connection"] == "close"
+    assert len(lines) == 2 and 'finish_reason": null' in lines[1]  # role chunk, one piece
+    fake_openai.enqueue(Reply(error={"message": "busy"}, cut_after=1))
+    _, lines = await sse_lines(fake_openai)
+    assert lines[-2:] == ['data: {"error": {"message": "busy"}}', "data: [DONE]"]
+    fake_openai.enqueue(Reply(cut_after=1, close="drop"))
+    with pytest.raises(Exception, match="incomplete chunked read"):
+        await sse_lines(fake_openai)
+    assert [r.outcome for r in fake_openai.requests] == ["ok", "cut", "error:200", "cut"]
+
+
+def test_odd_bodies(fake_openai: FakeOpenAI) -> None:
+    c = client(fake_openai)
+    fake_openai.enqueue(Reply(tool_calls=True, usage=False))
+    raw = c.chat.completions.with_raw_response.create(model="m", messages=MSGS)
+    body = raw.http_response.json()
+    assert schema_errors_for("CreateChatCompletionResponse", body) == []
+    choice = body["choices"][0]
+    assert choice["message"]["content"] is None and choice["finish_reason"] == "tool_calls"
+    assert "usage" not in body
+    fake_openai.enqueue(Reply(content="a b", content_parts=True, byte_delay=0.001))
+    message = c.chat.completions.create(model="m", messages=MSGS).choices[0].message
+    assert message.content == [{"type": "text", "text": "a b"}]
+
+
+def test_trickle_never_finishes(fake_openai: FakeOpenAI) -> None:
+    fake_openai.enqueue(Fault(trickle=0.05))
+    req = urllib.request.Request(
+        fake_openai.base_url + "/chat/completions",
+        data=json.dumps({"model": "m", "messages": MSGS}).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {KEY}"},
+    )
+    started = time.monotonic()
+    with urllib.request.urlopen(req, timeout=1) as resp:  # a timeout per read, never reached
+        assert resp.status == 200 and resp.read(4) == b"    "  # JSON whitespace, slowly
+    assert time.monotonic() - started >= 0.15
+    assert fake_openai.requests[0].outcome == "trickle"  # it stopped once we hung up

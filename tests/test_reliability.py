@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 
 from orchestrator.errors import EndpointError, ModelError, OrchestratorError, SpecError
-from orchestrator.models.base import Message, ModelResponse
+from orchestrator.models.base import Message, ModelResponse, RequestParams
 from orchestrator.models.openai import ClientPool, OpenAIChatModel
 from orchestrator.prompts import Template
 from orchestrator.runtime import Workflow
-from orchestrator.spec import load_workflow, parse_workflow
+from orchestrator.specload import load_workflow, parse_workflow
 from tests.fakeserver import FakeOpenAI, Fault, Reply
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,7 +44,7 @@ async def ask(server: FakeOpenAI, extra: str = "", key: str = KEY) -> ModelRespo
     try:
         client = pool.get(server.base_url, key)
         model = OpenAIChatModel("p", spec.models["p"], client, server.base_url)
-        return await model.request(MESSAGES, purpose="x")
+        return await model.request(MESSAGES, RequestParams())
     finally:
         await pool.aclose()
 

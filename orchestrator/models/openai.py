@@ -1,59 +1,61 @@
-"""The one OpenAI-compatible client: request mapping, response parsing, retries, usage.
+"""The HTTP client for OpenAI-compatible endpoints: request mapping, one call, its retries.
 
-Every HTTP call goes through `openai.AsyncOpenAI` with `max_retries=0`: tenacity is the only
-retry loop, so backoff and `Retry-After` are decided in one place.
+`OpenAIChatModel.request` is one logical call. Every HTTP exchange goes through
+`openai.AsyncOpenAI` with `max_retries=0`; the tenacity loop in `retry.py` is the only retry
+loop. Bodies are read raw and parsed in `wire.py`, so a misbehaving server (an error inside a
+200, a stream cut short, a body that never ends) is caught and retried rather than returned.
+
+Budgets, prices, the token cap policy, fallback and the ledger are not done here: they are
+wrappers around this model (see `connect.py`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
-import json
 import os
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlparse
 
 import httpx
 import openai
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_random_exponential,
+from openai import AsyncAPIResponse
+
+from ..errors import EndpointError, ModelError, register_secret
+from ..spec import ModelProfile
+from .base import ChatModel, Message, ModelResponse, RequestParams
+from .retry import (
+    BODY_READ_ERRORS,
+    AttemptTimeout,
+    ConnectionLost,
+    TransientError,
+    is_timeout,
+    is_transient,
+    is_unreachable,
+    retrying,
+)
+from .wire import (
+    StreamAssembler,
+    TokenRelay,
+    WireAnswer,
+    decode_json,
+    error_detail,
+    estimate_usage,
+    parse_completion,
+    sse_events,
 )
 
-from ..budget import Budget, input_token_bound
-from ..errors import (
-    EndpointError,
-    ModelError,
-    OrchestratorError,
-    TruncatedError,
-    register_secret,
-)
-from ..spec import ModelProfile
-from .base import CallRecord, ChatModel, Message, ModelResponse, ResponseFormat, TokenUsage
-from .pricing import cost_usd, worst_case_usd
-from .trace import StreamFilter, split_trace
+__all__ = ["OPENAI_URL", "ClientPool", "OpenAIChatModel", "resolve_endpoint"]
 
 OPENAI_URL = "https://api.openai.com/v1"
-# A reasoning model's cap when the profile gives none: it must always be sent (issue: a
-# reasoning model that thinks without a cap can bill tens of thousands of tokens).
-DEFAULT_REASONING_CAP = 16_000
-# Cut-off reasoning is retried with the cap doubled, up to the profile's ceiling (default: this
-# many times the first cap).
-CUTOFF_GROWTH_LIMIT = 4
-# A generative profile's cap when a budget is set and the profile gives none: the worst case
-# of a call must be bounded for the budget to hold.
-DEFAULT_BUDGETED_CAP = 4_096
-TRANSIENT_STATUS = frozenset({408, 409, 429})
-MAX_RETRY_AFTER_S = 120.0
-
-
-class TransientResponseError(Exception):
-    """A 200 whose body could not be read as a chat completion: worth another try."""
+# After `[DONE]` only the end of the chunked body should follow; reading it lets the connection
+# go back to the pool (as the SDK's own stream does), but a server that keeps it open gets no
+# longer than this.
+DRAIN_S = 0.1
 
 
 class ClientPool:
@@ -105,80 +107,34 @@ def resolve_endpoint(profile_name: str, profile: ModelProfile) -> tuple[str, str
     return base_url.rstrip("/"), key
 
 
-def is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, openai.APIStatusError):
-        return exc.status_code in TRANSIENT_STATUS or exc.status_code >= 500
-    return isinstance(
-        exc,
-        openai.APIConnectionError  # includes APITimeoutError
-        | openai.APIResponseValidationError
-        | json.JSONDecodeError
-        | TransientResponseError,
-    )
-
-
-def retry_after_s(exc: BaseException | None) -> float | None:
-    """Seconds the server asked us to wait (`retry-after-ms` or `Retry-After`), if it did."""
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    if not headers:
-        return None
-    try:
-        if (ms := headers.get("retry-after-ms")) is not None:
-            return min(float(ms) / 1000, MAX_RETRY_AFTER_S)
-        if (seconds := headers.get("retry-after")) is not None:
-            return min(float(seconds), MAX_RETRY_AFTER_S)
-    except ValueError:
-        return None  # an HTTP-date; fall back to our own backoff
-    return None
-
-
-class _Backoff:
-    """Exponential backoff with jitter, unless the server said how long to wait."""
-
-    def __init__(self) -> None:
-        self._exp = wait_random_exponential(multiplier=0.25, max=20)
-
-    def __call__(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        asked = retry_after_s(exc)
-        return asked if asked is not None else self._exp(state)
-
-
 class OpenAIChatModel(ChatModel):
     """A profile served by an OpenAI-compatible endpoint (OpenAI, vLLM, llama.cpp, DeepSeek...)."""
 
     def __init__(
-        self,
-        profile_name: str,
-        profile: ModelProfile,
-        client: openai.AsyncOpenAI,
-        base_url: str,
-        budget: Budget | None = None,
+        self, profile_name: str, profile: ModelProfile, client: openai.AsyncOpenAI, base_url: str
     ) -> None:
-        self.budget = budget
         self.profile = profile_name
         self.model = profile.model
         self.spec = profile
         self.client = client
+        self.base_url = base_url.rstrip("/")
         self.instruction_role = profile.effective_instruction_role(base_url)
-        self._hold_stream = profile.reasoning and urlparse(base_url).hostname != "api.openai.com"
+        # A reasoning model elsewhere may open a think block implicitly (R1 emits only the
+        # closing tag), so its stream is held until `</think>` or the end. OpenAI's own API
+        # never returns reasoning text in `content` (it is hidden, or summarized in other
+        # fields), so holding there would only turn the stream into one burst at the end; any
+        # stray tag is still filtered, and a lone `</think>` still restarts the stream.
+        self.hold_stream = profile.reasoning and urlparse(base_url).hostname != "api.openai.com"
 
     def __repr__(self) -> str:
         return f"OpenAIChatModel(profile={self.profile!r}, model={self.model!r})"
 
-    def _cap(self) -> int | None:
-        if self.spec.max_output_tokens:
-            return self.spec.max_output_tokens
-        if self.spec.reasoning:
-            return DEFAULT_REASONING_CAP
-        if self.budget is not None and self.budget.limit_usd is not None:
-            return DEFAULT_BUDGETED_CAP
-        return None
+    @property
+    def _where(self) -> str:
+        return f"profile '{self.profile}' ({self.model})"
 
-    def build_request(
-        self, messages: list[Message], response_format: ResponseFormat | None, cap: int | None
-    ) -> dict[str, Any]:
+    def build_request(self, messages: list[Message], params: RequestParams) -> dict[str, Any]:
+        """The JSON body of a non-streamed request (streaming adds its two keys)."""
         body: dict[str, Any] = {
             "model": self.model,
             "messages": [
@@ -189,88 +145,33 @@ class OpenAIChatModel(ChatModel):
                 for m in messages
             ],
         }
-        if cap is not None:
-            body["max_completion_tokens"] = cap
+        if params.max_output_tokens is not None:
+            body["max_completion_tokens"] = params.max_output_tokens
+        # Reasoning models reject temperature (and top_p); effort is theirs alone.
         if self.spec.reasoning:
             if self.spec.reasoning_effort:
                 body["reasoning_effort"] = self.spec.reasoning_effort
         elif self.spec.temperature is not None:
             body["temperature"] = self.spec.temperature
-        if response_format is not None:
+        if params.response_format is not None:
             body["response_format"] = {
                 "type": "json_schema",
                 "json_schema": {
-                    "name": response_format.name,
-                    "schema": response_format.schema,
-                    "strict": response_format.strict,
+                    "name": params.response_format.name,
+                    "schema": params.response_format.schema,
+                    "strict": params.response_format.strict,
                 },
             }
         return body
 
-    async def request(
-        self,
-        messages: list[Message],
-        *,
-        purpose: str,
-        response_format: ResponseFormat | None = None,
-        on_token: Callable[[str], None] | None = None,
-    ) -> ModelResponse:
-        cap = self._cap()
-        ceiling = self.spec.max_output_tokens_ceiling or (cap or 0) * CUTOFF_GROWTH_LIMIT
-        schema_text = json.dumps(response_format.schema) if response_format else ""
-        input_bound = input_token_bound(messages, schema_text)
-        calls: list[CallRecord] = []
-        while True:
-            body = self.build_request(messages, response_format, cap)
-            worst = worst_case_usd(input_bound, cap or 0, self.spec.price)
-            if self.budget is not None:
-                try:
-                    self.budget.reserve(worst, f"{purpose} on '{self.profile}' ({self.model})")
-                except OrchestratorError as exc:
-                    exc.calls = tuple(calls)
-                    raise
-            try:
-                content, trace, finish, record = await self._call_with_retries(
-                    body, purpose, on_token
-                )
-            except OrchestratorError as exc:
-                if self.budget is not None:
-                    self.budget.settle(worst, 0.0)
-                exc.calls = tuple(calls)
-                raise
-            if self.budget is not None:
-                self.budget.settle(worst, record.cost_usd)
-            calls.append(record)
-            if finish == "length" and not content and self.spec.reasoning and cap:
-                if cap < ceiling:
-                    cap = min(cap * 2, ceiling)
-                    continue
-                error = TruncatedError(
-                    f"profile '{self.profile}' ({self.model}) spent its whole token cap "
-                    f"({cap} tokens) thinking and gave no answer: raise max_output_tokens in "
-                    f"models.{self.profile} or lower reasoning_effort",
-                    profile=self.profile,
-                    model=self.model,
-                )
-                error.calls = tuple(calls)
-                raise error
-            return ModelResponse(content, trace, finish, tuple(calls))
-
-    async def _call_with_retries(
-        self, body: dict[str, Any], purpose: str, on_token: Callable[[str], None] | None
-    ) -> tuple[str, str | None, str | None, CallRecord]:
-        retrying = AsyncRetrying(
-            retry=retry_if_exception(is_transient),
-            stop=stop_after_attempt(self.spec.retries + 1),
-            wait=_Backoff(),
-            reraise=True,
-        )
+    async def request(self, messages: list[Message], params: RequestParams) -> ModelResponse:
+        body = self.build_request(messages, params)
+        # One relay for the whole call: what a failed attempt streamed stays shown.
+        relay = TokenRelay(params.on_token, params.on_restart) if params.on_token else None
         try:
-            async for attempt in retrying:
+            async for attempt in retrying(self.spec.retries):
                 with attempt:
-                    if on_token is None:
-                        return await self._once(body, purpose)
-                    return await self._once_streaming(body, purpose, on_token)
+                    return await self._attempt(body, relay)
         except openai.APIStatusError as exc:
             raise self._status_error(exc) from None
         except Exception as exc:
@@ -279,138 +180,139 @@ class OpenAIChatModel(ChatModel):
             raise
         raise AssertionError("unreachable: tenacity either returns or raises")
 
+    async def _attempt(self, body: dict[str, Any], relay: TokenRelay | None) -> ModelResponse:
+        """One HTTP exchange, bounded as a whole by timeout_s.
+
+        The SDK's timeout applies to each read, so a server that trickles a byte (or an SSE
+        keep-alive comment) now and then would hold the call forever; the deadline here does not
+        reset.
+        """
+        started_at, clock = time.time(), time.monotonic()
+        try:
+            async with asyncio.timeout(self.spec.effective_timeout_s) as deadline:
+                if relay is None:
+                    answer = await self._fetch(body)
+                else:
+                    answer = await self._fetch_stream(body, relay)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            limit = self.spec.effective_timeout_s
+            raise AttemptTimeout(
+                f"timed out: no complete response within timeout_s={limit:g}"
+            ) from None
+        if relay is not None:
+            relay.show(answer.content, final=True)
+        usage = answer.usage
+        if usage is None:
+            usage = estimate_usage(body, answer.content, answer.trace)
+        return ModelResponse(
+            answer.content,
+            answer.trace,
+            answer.finish_reason,
+            usage,
+            latency_s=time.monotonic() - clock,
+            started_at=started_at,
+        )
+
+    @contextlib.asynccontextmanager
+    async def _open(self, body: dict[str, Any]) -> AsyncIterator[AsyncAPIResponse[Any]]:
+        """The response with its body unread: status errors are raised, the body is ours."""
+        create = self.client.chat.completions.with_streaming_response.create
+        async with create(**body, timeout=self.spec.effective_timeout_s) as response:
+            yield response
+
+    async def _fetch(self, body: dict[str, Any]) -> WireAnswer:
+        async with self._open(body) as response:
+            raw = await _read(response)
+        return parse_completion(decode_json(raw))
+
+    async def _fetch_stream(self, body: dict[str, Any], relay: TokenRelay) -> WireAnswer:
+        streamed = {**body, "stream": True, "stream_options": {"include_usage": True}}
+        async with self._open(streamed) as response:
+            if "json" in response.headers.get("content-type", ""):
+                # A server that ignored `stream` (or reports an error as a JSON body).
+                return parse_completion(decode_json(await _read(response)))
+            assembler = StreamAssembler(hold=self.hold_stream)
+            try:
+                async with contextlib.aclosing(sse_events(response.iter_lines())) as events:
+                    async for event, data in events:
+                        assembler.feed(event, data)
+                        relay.show(assembler.visible)
+                        if assembler.done:
+                            await _drain(events)
+                            break
+            except BODY_READ_ERRORS as exc:
+                raise ConnectionLost(f"the stream broke off ({type(exc).__name__})") from exc
+        return assembler.finish()
+
     def _exhausted(self, exc: BaseException) -> BaseException:
+        """The error for a transient failure that outlasted every retry."""
         attempts = self.spec.retries + 1
-        if isinstance(exc, openai.APIConnectionError) and not isinstance(
-            exc, openai.APITimeoutError
-        ):
+        if is_unreachable(exc):
             return EndpointError(
-                f"cannot reach the endpoint of profile '{self.profile}' ({self.model}) at "
-                f"{self.client.base_url} after {attempts} attempts: check base_url in "
-                f"models.{self.profile} or OPENAI_BASE_URL, and that the server is up",
+                f"cannot reach the endpoint of {self._where} at {self.base_url} after "
+                f"{attempts} attempts: check base_url in models.{self.profile} or "
+                "OPENAI_BASE_URL, and that the server is up",
                 profile=self.profile,
                 model=self.model,
             )
-        what = "timed out" if isinstance(exc, openai.APITimeoutError) else type(exc).__name__
+        if is_timeout(exc):
+            limit = self.spec.effective_timeout_s
+            what = (
+                f"timed out (timeout_s={limit:g} per attempt): raise timeout_s "
+                f"in models.{self.profile} if the model is slow, or check the server"
+            )
+        elif isinstance(exc, TransientError):
+            what = str(exc)
+        else:
+            what = "the connection failed or was dropped before a response; check the server"
         return ModelError(
-            f"profile '{self.profile}' ({self.model}) failed after {attempts} attempts: {what}",
+            f"{self._where} failed after {attempts} attempts: {what}",
             profile=self.profile,
             model=self.model,
         )
 
     def _status_error(self, exc: openai.APIStatusError) -> BaseException:
         status = exc.status_code
-        detail = _error_detail(exc)
-        where = f"profile '{self.profile}' ({self.model})"
+        detail = _status_detail(exc)
         if status in (401, 403):
             hint = f"check the API key for models.{self.profile} (OPENAI_API_KEY or api_key)"
         elif status == 404:
-            hint = f"check that model '{self.model}' exists at {self.client.base_url}"
-        elif status == 400 or status == 422:
+            hint = f"check that model '{self.model}' exists at {self.base_url}"
+        elif status in (400, 422):
             hint = "the endpoint refused the request; check the profile's settings"
         else:
             return ModelError(
-                f"{where}: HTTP {status} after {self.spec.retries + 1} attempts: {detail}",
+                f"{self._where}: HTTP {status} after {self.spec.retries + 1} attempts: {detail}",
                 profile=self.profile,
                 model=self.model,
             )
         return EndpointError(
-            f"{where}: HTTP {status}: {detail}; {hint}",
+            f"{self._where}: HTTP {status}: {detail}; {hint}",
             profile=self.profile,
             model=self.model,
             status=status,
         )
 
-    async def _once(
-        self, body: dict[str, Any], purpose: str
-    ) -> tuple[str, str | None, str | None, CallRecord]:
-        started = time.monotonic()
-        completion = await self.client.chat.completions.create(**body, timeout=self.spec.timeout_s)
-        if not isinstance(completion, openai.types.chat.ChatCompletion) or not completion.choices:
-            raise TransientResponseError("the response was not a chat completion")
-        choice = completion.choices[0]
-        message = choice.message
-        extra = message.model_extra or {}
-        field_trace = extra.get("reasoning_content") or extra.get("reasoning")
-        answer, trace = _answer_and_trace(
-            message.content or "", field_trace if isinstance(field_trace, str) else ""
-        )
-        usage = _usage(completion.usage)
-        record = self._record(purpose, usage, started, choice.finish_reason)
-        return answer, trace, choice.finish_reason, record
 
-    async def _once_streaming(
-        self, body: dict[str, Any], purpose: str, on_token: Callable[[str], None]
-    ) -> tuple[str, str | None, str | None, CallRecord]:
-        started = time.monotonic()
-        stream = await self.client.chat.completions.create(
-            **body, stream=True, stream_options={"include_usage": True}, timeout=self.spec.timeout_s
-        )
-        visible = StreamFilter(hold=self._hold_stream)
-        parts: list[str] = []
-        traces: list[str] = []
-        finish: str | None = None
-        usage = TokenUsage()
-        async for chunk in stream:
-            if chunk.usage is not None:
-                usage = _usage(chunk.usage)
-            if not chunk.choices:
-                continue
-            choice = chunk.choices[0]
-            finish = choice.finish_reason or finish
-            delta = choice.delta
-            extra = delta.model_extra or {}
-            piece = extra.get("reasoning_content") or extra.get("reasoning")
-            if isinstance(piece, str):
-                traces.append(piece)
-            if delta.content:
-                parts.append(delta.content)
-                if shown := visible.feed(delta.content):
-                    on_token(shown)
-        if tail := visible.close():
-            on_token(tail)
-        answer, trace = _answer_and_trace("".join(parts), "".join(traces))
-        return answer, trace, finish, self._record(purpose, usage, started, finish)
-
-    def _record(
-        self, purpose: str, usage: TokenUsage, started: float, finish: str | None
-    ) -> CallRecord:
-        return CallRecord(
-            profile=self.profile,
-            model=self.model,
-            purpose=purpose,
-            usage=usage,
-            cost_usd=cost_usd(usage, self.spec.price),
-            latency_s=time.monotonic() - started,
-            finish_reason=finish,
-        )
+async def _read(response: AsyncAPIResponse[Any]) -> bytes:
+    try:
+        return await response.read()
+    except BODY_READ_ERRORS as exc:
+        raise ConnectionLost(f"the response broke off ({type(exc).__name__})") from exc
 
 
-def _answer_and_trace(content: str, field_trace: str) -> tuple[str, str | None]:
-    """The visible answer, and every trace: the reasoning field's first, then any <think>."""
-    answer, tagged = split_trace(content)
-    traces = [t for t in (field_trace, tagged) if t]
-    return answer, "\n\n".join(traces) or None
+async def _drain(events: AsyncIterator[tuple[str, str]]) -> None:
+    """Read to the end of the body after `[DONE]`, briefly, ignoring anything found there."""
+    with contextlib.suppress(TimeoutError, *BODY_READ_ERRORS):
+        async with asyncio.timeout(DRAIN_S):
+            async for _ in events:
+                pass
 
 
-def _usage(raw: Any) -> TokenUsage:
-    """Token counts from a response's usage; servers that omit the details count as 0."""
-    if raw is None:
-        return TokenUsage()
-    prompt_details = getattr(raw, "prompt_tokens_details", None)
-    completion_details = getattr(raw, "completion_tokens_details", None)
-    return TokenUsage(
-        input_tokens=raw.prompt_tokens or 0,
-        cached_input_tokens=getattr(prompt_details, "cached_tokens", None) or 0,
-        output_tokens=raw.completion_tokens or 0,
-        reasoning_tokens=getattr(completion_details, "reasoning_tokens", None) or 0,
-    )
-
-
-def _error_detail(exc: openai.APIStatusError) -> str:
+def _status_detail(exc: openai.APIStatusError) -> str:
     body = exc.body
     if isinstance(body, dict):
-        message = body.get("message") or (body.get("error") or {}).get("message")
-        if message:
-            return str(message)[:300]
+        return error_detail(body.get("error") or body)
     return exc.message[:300]
