@@ -4,23 +4,30 @@ solve independent parts in parallel, synthesize, and account for every token and
     from orchestrator import Workflow
     result = Workflow.from_yaml("graphs/quickstart.yaml").run("Plan a 3-day trip to Lisbon")
     print(result.output, result.usage.cost_usd)
+
+Test models for your own tests are in `orchestrator.testing` (`TestModel`, `FunctionModel`).
 """
 
 from .builder import WorkflowBuilder
 from .errors import (
     BudgetExceededError,
+    DependencyFailed,
     EndpointError,
+    ExpressionError,
     ModelError,
     OrchestratorError,
     PlanError,
+    RunBusyError,
     RunError,
     SpecError,
+    StorageError,
     StructuredOutputError,
     TruncatedError,
     UsageError,
     UserError,
 )
 from .events import (
+    AnswerRestarted,
     AnswerToken,
     CallFinished,
     Event,
@@ -29,30 +36,70 @@ from .events import (
     SubproblemFinished,
     SubproblemStarted,
 )
-from .models.base import CallRecord, ChatModel, Message, ModelResponse, TokenUsage
-from .result import ProfileUsage, RunResult, SubproblemResult, Usage
+from .models.base import (
+    CallPurpose,
+    CallRecord,
+    ChatModel,
+    Message,
+    MessageRole,
+    ModelResponse,
+    RequestParams,
+    ResponseFormat,
+    TokenUsage,
+)
+from .models.wrapper import WrapperModel
+from .result import ErrorInfo, ProfileUsage, RunResult, Status, Usage
+from .resume import Abort, Answer, Approve, Decision, Edit, Pause, PlanReview, Question
 from .runtime import Workflow
-from .spec import WorkflowSpec, load_workflow, parse_workflow, workflow_json_schema
+from .spec import Role, WorkflowSpec
+from .specload import load_workflow, parse_workflow, workflow_json_schema
+from .steps import Kind, Route, Step, StepKind, StepResult, StepStatus, SubproblemResult
 
 __all__ = [
+    "Abort",
+    "Answer",
+    "AnswerRestarted",
     "AnswerToken",
+    "Approve",
     "BudgetExceededError",
     "CallFinished",
+    "CallPurpose",
     "CallRecord",
     "ChatModel",
+    "Decision",
+    "DependencyFailed",
+    "Edit",
     "EndpointError",
+    "ErrorInfo",
     "Event",
+    "ExpressionError",
+    "Kind",
     "Message",
+    "MessageRole",
     "ModelError",
     "ModelResponse",
     "OrchestratorError",
+    "Pause",
     "PlanError",
     "PlanReady",
+    "PlanReview",
     "ProfileUsage",
+    "Question",
+    "RequestParams",
+    "ResponseFormat",
+    "Role",
+    "Route",
+    "RunBusyError",
     "RunError",
     "RunFinished",
     "RunResult",
     "SpecError",
+    "Status",
+    "Step",
+    "StepKind",
+    "StepResult",
+    "StepStatus",
+    "StorageError",
     "StructuredOutputError",
     "SubproblemFinished",
     "SubproblemResult",
@@ -65,6 +112,7 @@ __all__ = [
     "Workflow",
     "WorkflowBuilder",
     "WorkflowSpec",
+    "WrapperModel",
     "load_workflow",
     "parse_workflow",
     "workflow_json_schema",

@@ -25,7 +25,8 @@ from typing import Any
 
 import yaml
 
-from .spec import WorkflowSpec, spec_from_dict
+from .spec import WorkflowSpec
+from .specload import spec_from_dict
 
 
 class WorkflowBuilder:

@@ -6,8 +6,11 @@ OrchestratorError                 base; `str(e)` is one line a user can act on, 
 │   ├── SpecError                 a workflow file is wrong (file, key path, line)
 │   ├── UsageError                the SDK or CLI was called wrongly
 │   ├── ExpressionError           a `when:` expression is invalid or failed on the state
-│   └── EndpointError             a model endpoint cannot serve this profile: unreachable,
-│                                 bad key, unknown model, a request it refuses (400/401/403/404)
+│   ├── EndpointError             a model endpoint cannot serve this profile: unreachable,
+│   │                             bad key, unknown model, a request it refuses (400/401/403/404)
+│   ├── StorageError              the state directory or a database in it cannot be used:
+│   │                             unwritable, not a directory, corrupt, or the disk is full
+│   └── RunBusyError              another process is running this run right now
 └── RunError                      the run itself did not complete; the CLI exits 1
     ├── ModelError                a model call failed after every retry
     │   ├── TruncatedError        the model hit its token cap with no visible answer
@@ -25,7 +28,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Any
 
 __all__ = [
     "BudgetExceededError",
@@ -35,8 +37,10 @@ __all__ = [
     "ModelError",
     "OrchestratorError",
     "PlanError",
+    "RunBusyError",
     "RunError",
     "SpecError",
+    "StorageError",
     "StructuredOutputError",
     "TruncatedError",
     "UsageError",
@@ -65,8 +69,6 @@ class OrchestratorError(Exception):
     """Base of every error orchestrator raises on purpose."""
 
     exit_code = 1
-    # Billed model calls made before the failure (CallRecord values), so cost stays honest.
-    calls: tuple[Any, ...] = ()
 
     def __init__(self, message: str) -> None:
         self.message = redact(message)
@@ -130,6 +132,18 @@ class EndpointError(UserError):
         self.model = model
         self.status = status
         super().__init__(message)
+
+
+class StorageError(UserError):
+    """The state directory or a database file cannot be used; the message names the file."""
+
+    def __init__(self, message: str, *, path: str = "") -> None:
+        self.path = path
+        super().__init__(message)
+
+
+class RunBusyError(UserError):
+    """Another process holds this run's lease (it is running it now)."""
 
 
 class RunError(OrchestratorError):

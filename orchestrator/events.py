@@ -1,7 +1,10 @@
-"""Typed events from `Workflow.astream`, in the order a run produces them.
+"""Typed events from `Workflow.astream`, in the order a run produces them:
 
-`PlanReady` → (`SubproblemStarted` → `SubproblemFinished`)* → `AnswerToken`* → `RunFinished`.
-`CallFinished` accompanies every billed model call, whichever node made it.
+    PlanReady → (SubproblemStarted → SubproblemFinished)* → AnswerToken* → RunFinished
+
+`CallFinished` accompanies every billed model call, whichever step made it. `AnswerRestarted`
+appears between answer tokens only when a retried stream could not continue the text already
+sent: the answer so far is withdrawn and streams again from its start.
 """
 
 from __future__ import annotations
@@ -9,73 +12,71 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .models.base import CallRecord, TokenUsage
+from .models.base import CallRecord
+from .steps import Route, Step, StepResult
 
 if TYPE_CHECKING:
     from .result import RunResult
 
 
 @dataclass(frozen=True)
-class PlannedItem:
-    id: str
-    kind: str
-    task: str
-    depends_on: tuple[str, ...]
-    profile: str
-    model: str
-
-
-@dataclass(frozen=True)
 class PlanReady:
-    """The plan is valid and about to run. `note` says if it was repaired or replaced."""
+    """The plan is valid and about to run (a custom graph announces its nodes the same way)."""
 
-    subproblems: tuple[PlannedItem, ...]
+    subproblems: tuple[StepResult, ...]
+    """Every step, status `pending`, with the route it is planned to take."""
     note: str | None
+    """Set when the planner's plan was repaired or replaced, saying how."""
 
 
 @dataclass(frozen=True)
 class SubproblemStarted:
-    id: str
-    kind: str
-    profile: str
-    model: str
+    """A step is about to call its model (or, for a graph node without one, to run)."""
+
+    step: Step
+    route: Route
+    """The profile and model that answer it, and why."""
 
 
 @dataclass(frozen=True)
 class SubproblemFinished:
-    """A subproblem ended; `status` is `done` or `failed` (then `error` says why)."""
+    """A step ended: `result.status` is `done` or `failed` (then `result.error` says why)."""
 
-    id: str
-    kind: str
-    profile: str
-    model: str
-    status: str
-    output: str
-    usage: TokenUsage
-    cost_usd: float
-    latency_s: float
-    error: str | None = None
+    result: StepResult
 
 
 @dataclass(frozen=True)
 class CallFinished:
-    """One billed model call (plan, solve or synthesize), failed ones included."""
+    """One billed model call (plan, solve, synthesize or a graph node), failed ones included."""
 
     call: CallRecord
 
 
 @dataclass(frozen=True)
 class AnswerToken:
-    """A piece of the final answer, as the synthesizer streams it."""
+    """A piece of the final answer's visible text, as the synthesizer streams it."""
 
     text: str
 
 
 @dataclass(frozen=True)
+class AnswerRestarted:
+    """The answer streamed so far is withdrawn; the next `AnswerToken`s start it again."""
+
+
+@dataclass(frozen=True)
 class RunFinished:
+    """The run stopped: completed, failed, over budget, or paused for a decision."""
+
     result: RunResult
 
 
 Event = (
-    PlanReady | SubproblemStarted | SubproblemFinished | CallFinished | AnswerToken | RunFinished
+    PlanReady
+    | SubproblemStarted
+    | SubproblemFinished
+    | CallFinished
+    | AnswerToken
+    | AnswerRestarted
+    | RunFinished
 )

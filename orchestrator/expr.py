@@ -118,11 +118,12 @@ def _symbol(op: ast.AST) -> str:
     return ast.unparse(node).removeprefix("x").removesuffix("y").strip()
 
 
+def _unsupported(what: str, source: str) -> ExpressionError:
+    return ExpressionError(f"unsupported syntax: {what}", source)
+
+
 def _check(node: ast.AST, depth: int, names: set[str], source: str) -> None:
     """Reject anything outside the allowlist; collect the state names the expression reads."""
-
-    def bad(what: str) -> ExpressionError:
-        return ExpressionError(f"unsupported syntax: {what}", source)
 
     def visit(*children: ast.AST) -> None:
         for child in children:
@@ -130,14 +131,14 @@ def _check(node: ast.AST, depth: int, names: set[str], source: str) -> None:
 
     def ident(name: str) -> None:
         if name.startswith("__"):
-            raise bad(f"dunder name {name!r}")
+            raise _unsupported(f"dunder name {name!r}", source)
 
     if depth > MAX_DEPTH:
         raise ExpressionError(f"expression nested too deeply (max {MAX_DEPTH} levels)", source)
     match node:
         case ast.Constant(value=value):
             if value is not None and not isinstance(value, str | int | float):
-                raise bad(f"{_tname(value)} literal")
+                raise _unsupported(f"{_tname(value)} literal", source)
         case ast.Name(id=name):
             ident(name)
             if name not in _LITERAL_NAMES:
@@ -148,38 +149,45 @@ def _check(node: ast.AST, depth: int, names: set[str], source: str) -> None:
             visit(operand)
         case ast.UnaryOp(op=bad_op) | ast.BinOp(op=bad_op) if type(bad_op) not in _BINOPS:
             unary = "unary " if isinstance(bad_op, ast.unaryop) else ""
-            raise bad(f"{unary}operator {_symbol(bad_op)!r}")
+            raise _unsupported(f"{unary}operator {_symbol(bad_op)!r}", source)
         case ast.BinOp(left=left, right=right):
             visit(left, right)
         case ast.Compare(left=left, ops=ops, comparators=comparators):
             for cmp in ops:
                 if type(cmp) not in _CMPOPS:
                     hint = " (use == or !=)" if isinstance(cmp, ast.Is | ast.IsNot) else ""
-                    raise bad(f"operator {_symbol(cmp)!r}{hint}")
+                    raise _unsupported(f"operator {_symbol(cmp)!r}{hint}", source)
             visit(left, *comparators)
         case ast.Attribute(value=value, attr=attr):
             ident(attr)
             visit(value)
         case ast.Subscript(value=value, slice=index):
             if not isinstance(index, ast.Name | ast.Slice) and not _constant_index(index):
-                raise bad("index must be a constant or a name")
+                raise _unsupported("index must be a constant or a name", source)
             visit(value, index)
+        case ast.Call():
+            visit(*_call_arguments(node, source))
+        case _:
+            raise _unsupported(_DESCRIPTIONS.get(type(node), type(node).__name__.lower()), source)
+
+
+def _call_arguments(node: ast.Call, source: str) -> list[ast.expr]:
+    """The arguments of a call to an allowed function with as many as it takes, else an error."""
+    match node:
         case ast.Call(func=ast.Name(id=fname), args=args, keywords=keywords):
             if fname not in _FUNCTIONS:
-                raise bad(f"function call {fname!r} (allowed functions: {', '.join(_FUNCTIONS)})")
+                what = f"function call {fname!r} (allowed functions: {', '.join(_FUNCTIONS)})"
+                raise _unsupported(what, source)
             if keywords:
-                raise bad("keyword arguments")
+                raise _unsupported("keyword arguments", source)
             if not args or (len(args) != 1 and fname not in _VARIADIC):
                 many = "at least one argument" if fname in _VARIADIC else "exactly one argument"
                 raise ExpressionError(f"{fname}() takes {many}", source)
-            visit(*args)
+            return args
         case ast.Call(func=ast.Attribute(value=value, attr=attr)):
             hint = f" (use {attr}({ast.unparse(value)}))" if attr in _FUNCTIONS else ""
-            raise bad(f"method call '{ast.unparse(node)}'{hint}")
-        case ast.Call():
-            raise bad("call of a computed function")
-        case _:
-            raise bad(_DESCRIPTIONS.get(type(node), type(node).__name__.lower()))
+            raise _unsupported(f"method call '{ast.unparse(node)}'{hint}", source)
+    raise _unsupported("call of a computed function", source)
 
 
 def _constant_index(index: ast.AST) -> bool:

@@ -22,7 +22,7 @@ are not allowed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -43,6 +43,7 @@ _NEEDS: dict[str, tuple[str, ...]] = {
     "python": ("function",),
 }
 _PROMPTED = ("reason", "generate")
+_Problem = tuple[tuple[str | int, ...], str]  # key path under graph:, message
 
 
 class NodeSpec(BaseModel):
@@ -158,73 +159,98 @@ def check_graph(
     base_dir: Path | None,
 ) -> list[InitErrorDetails]:
     """Everything `orchestrator validate` checks about a graph, as located errors."""
-    errors: list[InitErrorDetails] = []
+    problems: list[_Problem] = []
+    if graph.entry is not None and graph.entry not in graph.nodes:
+        problems.append((("entry",), f"no node named {graph.entry!r}"))
+    supplied = {"task", *graph.state, *(graph.output_key(n) for n in graph.nodes)}
+    for name in graph.nodes:
+        problems += _node_problems(graph, name, supplied, profiles, allow_python)
+        problems += _prompt_problems(graph, name, supplied, base_dir)
+    for index, edge in enumerate(graph.edges):
+        problems += _edge_problems(graph, index, edge, supplied)
+    if not problems:  # walking the flow needs every edge to name real nodes
+        problems += _flow_problems(graph)
+    return [
+        InitErrorDetails(
+            type=PydanticCustomError("graph", message), loc=("graph", *loc), input=None
+        )
+        for loc, message in problems
+    ]
 
-    def fail(loc: tuple[str | int, ...], message: str) -> None:
-        errors.append(
-            InitErrorDetails(
-                type=PydanticCustomError("graph", message), loc=("graph", *loc), input=None
-            )
+
+def _node_problems(
+    graph: GraphSpec,
+    name: str,
+    supplied: set[str],
+    profiles: Mapping[str, Any],
+    allow_python: list[str],
+) -> Iterator[_Problem]:
+    """What a node names: its profile, a map node's node and list, a verify node's target."""
+    node = graph.nodes[name]
+    if node.profile is not None and node.profile not in profiles:
+        yield ("nodes", name, "profile"), f"unknown profile {node.profile!r}"
+    if node.type == "map" and node.node is not None:
+        if node.node not in graph.nodes or node.node == name:
+            yield ("nodes", name, "node"), f"no other node named {node.node!r}"
+        if (node.over or "").split(".")[0] not in supplied:
+            yield ("nodes", name, "over"), f"no node or initial state supplies {node.over!r}"
+    if node.type == "verify" and node.target not in supplied:
+        yield ("nodes", name, "target"), f"no node or initial state supplies {node.target!r}"
+    python = node.function if node.type == "python" else None
+    if python is not None and ":" in python and python not in allow_python:
+        yield (
+            ("nodes", name, "function"),
+            f"{python} runs code: list it under allow_python to allow it",
         )
 
-    names = set(graph.nodes)
-    if graph.entry is not None and graph.entry not in names:
-        fail(("entry",), f"no node named {graph.entry!r}")
-    supplied = {"task", *graph.state, *(graph.output_key(n) for n in names)}
-    for name, node in graph.nodes.items():
-        if node.profile is not None and node.profile not in profiles:
-            fail(("nodes", name, "profile"), f"unknown profile {node.profile!r}")
-        if node.type == "map" and node.node is not None:
-            if node.node not in names or node.node == name:
-                fail(("nodes", name, "node"), f"no other node named {node.node!r}")
-            if (node.over or "").split(".")[0] not in supplied:
-                fail(("nodes", name, "over"), f"no node or initial state supplies {node.over!r}")
-        if node.type == "verify" and node.target not in supplied:
-            fail(("nodes", name, "target"), f"no node or initial state supplies {node.target!r}")
-        python = node.function if node.type == "python" else None
-        if python is not None and ":" in python and python not in allow_python:
-            fail(
-                ("nodes", name, "function"),
-                f"{python} runs code: list it under allow_python to allow it",
-            )
-        if node.prompt is not None:
-            try:
-                template = resolve_prompt(node.prompt, base_dir)
-            except UsageError as exc:
-                fail(("nodes", name, "prompt"), exc.message)
-                continue
-            known = supplied | ({"item"} if name in graph.mapped else set())
-            if node.type == "verify":
-                known |= {"target", "criteria"}
-            unknown = sorted(template.variables - known)
-            if unknown:
-                fail(
-                    ("nodes", name, "prompt"),
-                    f"the template needs {', '.join(unknown)}, which nothing in the graph "
-                    f"supplies (state: {', '.join(sorted(known))})",
-                )
-    for i, edge in enumerate(graph.edges):
-        if edge.source not in names:
-            fail(("edges", i, "from"), f"no node named {edge.source!r}")
-        if edge.to != END and edge.to not in names:
-            fail(("edges", i, "to"), f"no node named {edge.to!r} (or END)")
-        if edge.source in graph.mapped or edge.to in graph.mapped:
-            fail(("edges", i), "a node run by a map node takes no edges")
-        if edge.when is not None:
-            try:
-                expression = parse_expression(edge.when)
-            except ExpressionError as exc:
-                fail(("edges", i, "when"), str(exc))
-                continue
-            unknown = sorted(expression.names - supplied)
-            if unknown:
-                fail(("edges", i, "when"), f"reads {', '.join(unknown)}, which no node writes")
-    if not errors:
-        _check_flow(graph, fail)
-    return errors
+
+def _prompt_problems(
+    graph: GraphSpec, name: str, supplied: set[str], base_dir: Path | None
+) -> Iterator[_Problem]:
+    """A node's prompt must exist, and every variable it uses must be in the state."""
+    node = graph.nodes[name]
+    if node.prompt is None:
+        return
+    try:
+        template = resolve_prompt(node.prompt, base_dir)
+    except UsageError as exc:
+        yield ("nodes", name, "prompt"), exc.message
+        return
+    known = supplied | ({"item"} if name in graph.mapped else set())
+    if node.type == "verify":
+        known |= {"target", "criteria"}
+    unknown = sorted(template.variables - known)
+    if unknown:
+        yield (
+            ("nodes", name, "prompt"),
+            f"the template needs {', '.join(unknown)}, which nothing in the graph "
+            f"supplies (state: {', '.join(sorted(known))})",
+        )
 
 
-def _check_flow(graph: GraphSpec, fail: Any) -> None:
+def _edge_problems(
+    graph: GraphSpec, index: int, edge: EdgeSpec, supplied: set[str]
+) -> Iterator[_Problem]:
+    """An edge's ends must be nodes (or END) and its `when` a valid expression over the state."""
+    if edge.source not in graph.nodes:
+        yield ("edges", index, "from"), f"no node named {edge.source!r}"
+    if edge.to != END and edge.to not in graph.nodes:
+        yield ("edges", index, "to"), f"no node named {edge.to!r} (or END)"
+    if edge.source in graph.mapped or edge.to in graph.mapped:
+        yield ("edges", index), "a node run by a map node takes no edges"
+    if edge.when is None:
+        return
+    try:
+        expression = parse_expression(edge.when)
+    except ExpressionError as exc:
+        yield ("edges", index, "when"), str(exc)
+        return
+    unknown = sorted(expression.names - supplied)
+    if unknown:
+        yield ("edges", index, "when"), f"reads {', '.join(unknown)}, which no node writes"
+
+
+def _flow_problems(graph: GraphSpec) -> Iterator[_Problem]:
     """Reachability from the entry, and a conditional way out of every cycle."""
     out: dict[str, list[EdgeSpec]] = {n: [] for n in graph.nodes}
     for edge in graph.edges:
@@ -238,7 +264,7 @@ def _check_flow(graph: GraphSpec, fail: Any) -> None:
         stack.extend(e.to for e in out[node])
     for name in graph.nodes:
         if name not in seen and name not in graph.mapped:
-            fail(("nodes", name), f"node {name!r} cannot be reached from {graph.entry_node!r}")
+            yield ("nodes", name), f"node {name!r} cannot be reached from {graph.entry_node!r}"
     # A cycle made only of unconditional edges can never be left.
     always = {n: [e.to for e in edges if e.when is None] for n, edges in out.items()}
     for start in graph.nodes:
@@ -246,7 +272,7 @@ def _check_flow(graph: GraphSpec, fail: Any) -> None:
         while len(always.get(node, [])) == 1 and not any(e.when for e in out[node]):
             node = always[node][0]
             if node == start:
-                fail(
+                yield (
                     ("nodes", start),
                     "unbounded cycle "
                     + " -> ".join([*path, start])

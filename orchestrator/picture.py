@@ -1,28 +1,33 @@
 """Draw a small workflow graph as a standalone SVG picture, using nothing beyond the stdlib.
 
-A compact layered (Sugiyama-style) layout, top to bottom: cycles are broken by reversing the back
-edges a depth-first search finds from the first node, layers come from the longest path, long
-edges get invisible waypoints, a few barycenter sweeps reduce crossings, and x positions are
-relaxed towards neighbours. Back edges are drawn as curves along the side, so loops stay visible.
+orchestrator.layered decides where the boxes and the edges' waypoints go, top to bottom. This
+module draws them: forward edges as curves through their waypoints, back edges as curves along
+the side (so loops stay visible), self-loops as small ears, and labels on top of everything.
 The output depends only on the input: no randomness, and every ordering is stable.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from functools import cache
 from itertools import pairwise
 from xml.sax.saxutils import escape, quoteattr
 
-FONT_SIZE = 12
-CHAR_W = 7.0  # approximate advance per character at FONT_SIZE
-LINE_H = 16
-PAD_X, PAD_Y = 14, 9
-H_GAP, V_GAP = 36, 56  # between boxes in a layer, and between layers
-DUMMY_W = 10  # width reserved for a long edge passing through a layer
+from .layered import (
+    FONT_SIZE,
+    HEX_INSET,
+    LINE_H,
+    Box,
+    PicEdge,
+    PicNode,
+    Placement,
+    label_width,
+    layout,
+    place,
+)
+
+__all__ = ["Box", "PicEdge", "PicNode", "layout", "render_svg"]
+
 MARGIN = 24
-HEX_INSET = 12
 EDGE_COLOUR, LOOP_COLOUR = "#64748b", "#c2410c"
 
 # kind -> (fill, stroke, text colour)
@@ -30,6 +35,7 @@ _STYLE: dict[str, tuple[str, str, str]] = {
     "plan": ("#dbeafe", "#3b82f6", "#1e293b"),
     "reason": ("#ede9fe", "#8b5cf6", "#1e293b"),
     "generate": ("#dcfce7", "#22c55e", "#1e293b"),
+    "synthesize": ("#d1fae5", "#059669", "#1e293b"),
     "verify": ("#ffedd5", "#f97316", "#1e293b"),
     "human": ("#fef9c3", "#ca8a04", "#1e293b"),
     "python": ("#f1f5f9", "#64748b", "#1e293b"),
@@ -51,178 +57,180 @@ _DEFS = (
     + "</defs>"
 )
 
-Box = tuple[float, float, float, float]  # x, y, width, height
+_Port = tuple[int, int]  # (forward edge index, 0 where it leaves / 1 where it enters)
+_Lane = tuple[int, float, float, float]  # side (1 right, -1 left), top, bottom, x
 
 
-@dataclass(frozen=True)
-class PicNode:
-    id: str
-    label: str
-    kind: str = ""
+def render_svg(nodes: Sequence[PicNode], edges: Sequence[PicEdge], *, title: str = "") -> str:
+    """The graph as a standalone SVG document (a string), drawn top to bottom.
+
+    Node groups carry data-id and data-kind; edge paths carry data-edge (the edge's index),
+    data-source and data-target, and an edge's label group the same data-edge.
+    """
+    placement = place(nodes, edges)
+    canvas = _Canvas(edges, placement.boxes)
+    _draw_forward_edges(canvas, nodes, placement)
+    _draw_back_edges(canvas, placement)
+    if title:
+        _draw_title(canvas, title)
+    return _document(canvas, nodes, placement.boxes, title)
 
 
-@dataclass(frozen=True)
-class PicEdge:
-    source: str
-    target: str
-    label: str = ""
-    dashed: bool = False
+def _extent(boxes: dict[str, Box]) -> tuple[float, float]:
+    """The right and the bottom of all the boxes, or 0 without any."""
+    right = max((x + w for x, _, w, _ in boxes.values()), default=0.0)
+    return right, max((y + h for _, y, _, h in boxes.values()), default=0.0)
 
 
-@dataclass
-class _Plan:
-    boxes: dict[str, Box]  # the nodes', then each long edge's slot in the layers it crosses
-    slots: dict[int, list[Box]]  # forward edge index -> its slots in the layers it crosses
-    back: list[int]  # edge indexes drawn as loops on the side (including self-loops)
-    layer: dict[str, int]
+class _Canvas:
+    """The edge paths and labels drawn so far, and the bounds of all that is drawn."""
 
+    def __init__(self, edges: Sequence[PicEdge], boxes: dict[str, Box]) -> None:
+        self.edges = edges
+        self.bounds = [0.0, 0.0, *_extent(boxes)]
+        self.paths: list[str] = []
+        self.labels: list[str] = []
 
-def _size(node: PicNode) -> tuple[float, float]:
-    lines = node.label.split("\n")
-    width = max(len(line) for line in lines) * CHAR_W + 2 * PAD_X
-    width += 2 * HEX_INSET if node.kind == "dispatch" else 0
-    width += 12 if node.kind in ("start", "end") else 0
-    return max(width, 64.0), len(lines) * LINE_H + 2 * PAD_Y
+    def grow(self, x0: float, y0: float, x1: float, y1: float) -> None:
+        bounds = self.bounds
+        bounds[:] = [min(bounds[0], x0), min(bounds[1], y0), max(bounds[2], x1), max(bounds[3], y1)]
 
-
-def _back_edges(ids: list[str], edges: Sequence[PicEdge]) -> list[int]:
-    """Indexes of the edges that close a cycle, by DFS from each unseen node in input order."""
-    out = {v: [k for k, e in enumerate(edges) if e.source == v] for v in ids}
-    state = dict.fromkeys(ids, 0)  # 0 unseen, 1 on the DFS stack, 2 finished
-    back: list[int] = []
-
-    def visit(v: str) -> None:
-        state[v] = 1
-        for k in out[v]:
-            if state[edges[k].target] == 1:
-                back.append(k)
-            elif state[edges[k].target] == 0:
-                visit(edges[k].target)
-        state[v] = 2
-
-    for v in ids:
-        if state[v] == 0:
-            visit(v)
-    return sorted(back)
-
-
-def _pack(want: list[float], widths: list[float], gaps: list[float]) -> list[float]:
-    """Centres as close to `want` as a left and a right pass allow, keeping order and gaps."""
-    n = len(want)
-    left, right = list(want), list(want)
-    for i in range(1, n):
-        left[i] = max(want[i], left[i - 1] + (widths[i - 1] + widths[i]) / 2 + gaps[i])
-    for i in range(n - 2, -1, -1):
-        right[i] = min(want[i], right[i + 1] - (widths[i] + widths[i + 1]) / 2 - gaps[i + 1])
-    return [(a + b) / 2 for a, b in zip(left, right, strict=True)]
-
-
-def _crossings(layers: list[list[str]], succ: dict[str, list[str]]) -> int:
-    pos = {v: i for layer in layers for i, v in enumerate(layer)}
-    total = 0
-    for layer in layers:
-        links = [(pos[a], pos[b]) for a in layer for b in succ[a]]
-        total += sum(
-            1 for i, (a, b) in enumerate(links) for c, d in links[i + 1 :] if (a - c) * (b - d) < 0
+    def edge(self, k: int, d: str, x: float, y: float, back: bool = False) -> None:
+        """Edge `k` along the path `d`, with its label (if any) centred on (x, y)."""
+        edge = self.edges[k]
+        cls = "edge" + (" back" if back else "") + (" dashed" if edge.dashed else "")
+        look: dict[str, str | float] = {"stroke_dasharray": "5 4"} if edge.dashed else {}
+        look.update(fill="none", stroke=LOOP_COLOUR if back else EDGE_COLOUR, stroke_width=1.5)
+        look.update(data_edge=str(k), data_source=edge.source, data_target=edge.target)
+        self.paths.append(
+            _tag("path", class_=cls, d=d, marker_end=f"url(#arrow{'-loop' * back})", **look)
         )
-    return total
+        if text := edge.label:
+            w = label_width(text)
+            self.grow(x - w / 2, y - 8, x + w / 2, y + 8)
+            rect = _tag("rect", x=x - w / 2, y=y - 8, width=w, height=16, rx=3, fill="#ffffff")
+            body = rect + _tag("text", escape(text), x=x, y=y + 4, fill="#475569")
+            tags: dict[str, str | float] = {"data_edge": str(k), "font_size": 11}
+            self.labels.append(_tag("g", body, class_="label", fill_opacity=0.95, **tags))
 
 
-def _plan(nodes: Sequence[PicNode], edges: Sequence[PicEdge]) -> _Plan:
-    ids = [n.id for n in nodes]
-    if len(set(ids)) != len(ids):
-        raise ValueError("duplicate node id")
-    for e in edges:
-        if e.source not in ids or e.target not in ids:
-            raise ValueError(f"edge {e.source!r} -> {e.target!r} names an unknown node")
-    back = _back_edges(ids, edges)
-    dag = [(e.source, e.target) for k, e in enumerate(edges) if k not in back]
-    dag += [(edges[k].target, edges[k].source) for k in back if edges[k].source != edges[k].target]
-    into = {v: [a for a, b in dag if b == v] for v in ids}
-
-    @cache
-    def depth(v: str) -> int:  # longest path from a source
-        return max((depth(u) + 1 for u in into[v]), default=0)
-
-    layer = {v: depth(v) for v in ids}
-    size = {n.id: _size(n) for n in nodes}
-    layers = [[v for v in ids if layer[v] == d] for d in range(max(layer.values(), default=-1) + 1)]
-    succ: dict[str, list[str]] = {i: [] for i in ids}
-    pred: dict[str, list[str]] = {i: [] for i in ids}
-    chains: dict[int, list[str]] = {}
-    for k, e in enumerate(edges):
-        if k in back:
-            continue
-        chain = [e.source]
-        for row in range(layer[e.source] + 1, layer[e.target]):
-            dummy = f"\0{k}:{row}"
-            layers[row].append(dummy)
-            size[dummy] = (DUMMY_W, 0.0)
-            succ[dummy], pred[dummy] = [], []
-            chain.append(dummy)
-        chain.append(e.target)
-        chains[k] = chain[1:-1]
-        for a, b in pairwise(chain):
-            succ[a].append(b)
-            pred[b].append(a)
-
-    def sweep(order: list[list[str]], rng: range, nbrs: dict[str, list[str]]) -> None:
-        pos = {v: i for lay in order for i, v in enumerate(lay)}
-        for d in rng:
-            bary = {
-                v: sum(pos[u] for u in nbrs[v]) / len(nbrs[v]) if nbrs[v] else pos[v]
-                for v in order[d]
-            }
-            order[d].sort(key=lambda v: (bary[v], pos[v]))
-            pos.update({v: i for i, v in enumerate(order[d])})
-
-    best, best_cross = [list(lay) for lay in layers], _crossings(layers, succ)
-    for _ in range(4):
-        sweep(layers, range(1, len(layers)), pred)
-        sweep(layers, range(len(layers) - 2, -1, -1), succ)
-        cross = _crossings(layers, succ)
-        if cross < best_cross:
-            best, best_cross = [list(lay) for lay in layers], cross
-    layers = best
-
-    loops = [edges[k] for k in back if edges[k].source == edges[k].target]
-    ear = {e.source: 40 + _label_w(e.label) for e in loops}  # room for self-loops on the right
-    real = set(ids)
-
-    def gaps(lay: list[str]) -> list[float]:
-        pairs = pairwise(lay)
-        return [0.0] + [(H_GAP if {a, b} <= real else H_GAP / 2) + ear.get(a, 0) for a, b in pairs]
-
-    cx: dict[str, float] = {}
-    for lay in layers:  # start centred, then pull each layer towards its neighbours' centres
-        widths = [size[v][0] for v in lay]
-        cx.update(zip(lay, _pack([0.0] * len(lay), widths, gaps(lay)), strict=True))
-    for rnd in range(7):  # downward rounds follow parents, upward rounds children; end downward
-        nbrs, order = (pred, layers[1:]) if rnd % 2 == 0 else (succ, layers[-2::-1])
-        for lay in order:
-            want = [sum(cx[u] for u in nbrs[v]) / len(nbrs[v]) if nbrs[v] else cx[v] for v in lay]
-            cx.update(zip(lay, _pack(want, [size[v][0] for v in lay], gaps(lay)), strict=True))
-    shift = min((cx[v] - size[v][0] / 2 for v in cx), default=0.0)
-    boxes: dict[str, Box] = {}
-    top = 0.0
-    for lay in layers:
-        row_h = max(size[v][1] for v in lay)
-        for v in lay:
-            w, h = size[v][0], size[v][1] if v in real else row_h
-            boxes[v] = (cx[v] - shift - w / 2, top + (row_h - h) / 2, w, h)
-        top += row_h + V_GAP
-    slots = {k: [boxes[d] for d in chain] for k, chain in chains.items()}
-    return _Plan({v: boxes[v] for v in [*ids, *sorted(set(boxes) - real)]}, slots, back, layer)
+def _ports(
+    nodes: Sequence[PicNode], placement: Placement, edges: Sequence[PicEdge]
+) -> dict[_Port, float]:
+    """Where forward edges leave a node's bottom and enter its top: side by side, ordered by
+    where their other end lies, so that a fan does not start from a single point."""
+    boxes, slots = placement.boxes, placement.slots
+    ends: dict[int, tuple[float, float]] = {}  # where each edge heads to / comes from
+    for k, s in slots.items():
+        src, dst = boxes[edges[k].source], boxes[edges[k].target]
+        ends[k] = (_centre(s[0] if s else dst), _centre(s[-1] if s else src))
+    port: dict[_Port, float] = {}
+    for n in nodes:
+        x, _, w, _ = boxes[n.id]
+        for end, attr in enumerate(("source", "target")):
+            mine = sorted((ends[k][end], k) for k in slots if getattr(edges[k], attr) == n.id)
+            for i, (_, k) in enumerate(mine):
+                step = min(14.0, (w - 24) / max(len(mine) - 1, 1))
+                port[k, end] = x + w / 2 + (i - (len(mine) - 1) / 2) * step
+    return port
 
 
-def layout(nodes: Sequence[PicNode], edges: Sequence[PicEdge]) -> dict[str, Box]:
-    """Each node's box (x, y, width, height), the top-left of the drawing at (0, 0)."""
-    boxes = _plan(nodes, edges).boxes
-    return {n.id: boxes[n.id] for n in nodes}
+def _draw_forward_edges(canvas: _Canvas, nodes: Sequence[PicNode], placement: Placement) -> None:
+    """Each forward edge from its port down through its waypoints, labelled at its middle."""
+    edges, boxes = canvas.edges, placement.boxes
+    port = _ports(nodes, placement, edges)
+    for k in sorted(placement.slots):
+        _, sy, _, sh = boxes[edges[k].source]
+        pts = [(port[k, 0], sy + sh)]
+        for x, top, w, h in placement.slots[k]:
+            pts += [(x + w / 2, top), (x + w / 2, top + h)]
+        pts.append((port[k, 1], boxes[edges[k].target][1]))
+        (x0, y0), (x1, y1) = pts[(len(pts) - 1) // 2], pts[(len(pts) + 1) // 2]
+        canvas.edge(k, _through(pts), (x0 + x1) / 2, (y0 + y1) / 2)
 
 
-def _label_w(text: str) -> float:
-    return len(text) * CHAR_W * 11 / 12 + 10 if text else 0.0
+def _through(pts: list[tuple[float, float]]) -> str:
+    """A path through `pts`: curves between layers, straight through each waypoint."""
+    d = f"M{_n(pts[0][0])},{_n(pts[0][1])}"
+    for i, ((x0, y0), (x1, y1)) in enumerate(pairwise(pts)):
+        mid, to = _n((y0 + y1) / 2), f"{_n(x1)},{_n(y1)}"
+        d += f" L{to}" if i % 2 else f" C{_n(x0)},{mid} {_n(x1)},{mid} {to}"
+    return d
+
+
+def _draw_back_edges(canvas: _Canvas, placement: Placement) -> None:
+    """Back edges run in lanes beside everything between their ends, short loops innermost."""
+    edges, right = canvas.edges, _extent(placement.boxes)[0]
+    lanes: list[_Lane] = []
+
+    def span(e: PicEdge) -> int:
+        return placement.layer[e.source] - placement.layer[e.target]
+
+    for k in sorted(placement.back, key=lambda k: (span(edges[k]), k)):
+        if edges[k].source == edges[k].target:
+            _draw_self_loop(canvas, k, placement.boxes[edges[k].source])
+        else:
+            _draw_side_loop(canvas, k, placement.boxes, right, lanes)
+
+
+def _draw_self_loop(canvas: _Canvas, k: int, box: Box) -> None:
+    """A self-loop: a small ear on the node's right."""
+    sx, sy, sw, sh = box
+    r, cy = sx + sw, sy + sh / 2
+    d = f"M{_n(r)},{_n(cy - 7)} C{_n(r + 36)},{_n(cy - 26)} {_n(r + 36)},{_n(cy + 26)} "
+    canvas.grow(r, cy - 20, r + 30, cy + 20)
+    label_x = r + 34 + label_width(canvas.edges[k].label) / 2
+    canvas.edge(k, d + f"{_n(r)},{_n(cy + 7)}", label_x, cy, True)
+
+
+def _draw_side_loop(
+    canvas: _Canvas, k: int, boxes: dict[str, Box], right: float, lanes: list[_Lane]
+) -> None:
+    """A back edge out of its source's side, along a lane clear of the boxes between its ends
+    and of the lanes already taken there, into its target's side, on the source's half."""
+    e = canvas.edges[k]
+    sx, sy, sw, sh = boxes[e.source]
+    tx, ty, tw, th = boxes[e.target]
+    side = 1 if sx + sw / 2 >= right / 2 else -1
+    ay, by = sy + sh / 2, ty + th / 2
+    near = [b for b in boxes.values() if b[1] < sy + sh and b[1] + b[3] > ty]
+    far = max(side * (x + w / 2) + w / 2 for x, _, w, _ in near) * side + side * 22
+    for lane in sorted(c[3] * side for c in lanes if c[0] == side and c[1] < ay and c[2] > by):
+        far = max(far * side, lane + 14) * side
+    lanes.append((side, by, ay, far))
+    ax, bx = (sx + sw, tx + tw) if side > 0 else (sx, tx)
+    r = min(24.0, (ay - by) / 2)
+    d = f"M{_n(ax)},{_n(ay)} Q{_n(far)},{_n(ay)} {_n(far)},{_n(ay - r)} L{_n(far)},{_n(by + r)}"
+    canvas.grow(far - 2, by, far + 2, ay)
+    canvas.edge(k, d + f" Q{_n(far)},{_n(by)} {_n(bx)},{_n(by)}", far, (ay + by) / 2, True)
+
+
+def _draw_title(canvas: _Canvas, title: str) -> None:
+    bounds = canvas.bounds
+    canvas.grow(bounds[0], -30, bounds[2], 0)
+    look = {"font_size": "14", "font_weight": "bold", "fill": "#1e293b"}
+    centre_x = (bounds[0] + bounds[2]) / 2
+    canvas.labels.append(_tag("text", escape(title), class_="title", x=centre_x, y=-14, **look))
+
+
+def _document(canvas: _Canvas, nodes: Sequence[PicNode], boxes: dict[str, Box], title: str) -> str:
+    """The SVG document: edges under nodes, labels over both, a margin all round."""
+    bounds = canvas.bounds
+    x0, y0 = bounds[0] - MARGIN, bounds[1] - MARGIN
+    vw, vh = bounds[2] - bounds[0] + 2 * MARGIN, bounds[3] - bounds[1] + 2 * MARGIN
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{_n(vw)}" height="{_n(vh)}" '
+        f'viewBox="{_n(x0)} {_n(y0)} {_n(vw)} {_n(vh)}" '
+        f'font-family="Helvetica, Arial, sans-serif" font-size="{FONT_SIZE}" text-anchor="middle">',
+        _tag("title", escape(title or "workflow")),
+        _DEFS,
+        _tag("rect", x=x0, y=y0, width=vw, height=vh, fill="#ffffff"),
+        *canvas.paths,
+        *(_node(node, boxes[node.id]) for node in nodes),
+        *canvas.labels,
+        "</svg>",
+    ]
+    return "\n".join(parts) + "\n"
 
 
 def _n(v: float) -> str:
@@ -263,107 +271,3 @@ def _node(node: PicNode, box: Box) -> str:
     tip = _tag("title", escape(f"{node.id} ({node.kind})" if node.kind else node.id))
     body = tip + shape + _tag("text", spans, fill=ink)
     return _tag("g", body, class_="node", data_id=node.id, data_kind=node.kind)
-
-
-def render_svg(nodes: Sequence[PicNode], edges: Sequence[PicEdge], *, title: str = "") -> str:
-    """The graph as a standalone SVG document (a string), drawn top to bottom."""
-    plan = _plan(nodes, edges)
-    boxes, slots = plan.boxes, plan.slots
-    right = max((x + w for x, _, w, _ in boxes.values()), default=0.0)
-    bounds = [0.0, 0.0, right, max((y + h for _, y, _, h in boxes.values()), default=0.0)]
-    paths: list[str] = []
-    labels: list[str] = []
-
-    def grow(x0: float, y0: float, x1: float, y1: float) -> None:
-        bounds[:] = [min(bounds[0], x0), min(bounds[1], y0), max(bounds[2], x1), max(bounds[3], y1)]
-
-    def draw(k: int, d: str, x: float, y: float, back: bool = False) -> None:
-        cls = "edge" + (" back" if back else "") + (" dashed" if edges[k].dashed else "")
-        look: dict[str, str | float] = {"stroke_dasharray": "5 4"} if edges[k].dashed else {}
-        look.update(fill="none", stroke=LOOP_COLOUR if back else EDGE_COLOUR, stroke_width=1.5)
-        paths.append(
-            _tag("path", class_=cls, d=d, marker_end=f"url(#arrow{'-loop' * back})", **look)
-        )
-        if text := edges[k].label:
-            w = _label_w(text)
-            grow(x - w / 2, y - 8, x + w / 2, y + 8)
-            rect = _tag("rect", x=x - w / 2, y=y - 8, width=w, height=16, rx=3, fill="#ffffff")
-            body = rect + _tag("text", escape(text), x=x, y=y + 4, fill="#475569")
-            labels.append(_tag("g", body, class_="label", font_size=11, fill_opacity=0.95))
-
-    # Forward edges leave a node's bottom and enter its top side by side, ordered by where their
-    # other end lies, so that a fan does not start from a single point.
-    ends: dict[int, tuple[float, float]] = {}  # where each edge heads to / comes from
-    for k, s in slots.items():
-        src, dst = boxes[edges[k].source], boxes[edges[k].target]
-        ends[k] = (_centre(s[0] if s else dst), _centre(s[-1] if s else src))
-    port: dict[tuple[int, int], float] = {}  # (edge, 0 leaving / 1 entering) -> x
-    for n in nodes:
-        x, _, w, _ = boxes[n.id]
-        for end, attr in enumerate(("source", "target")):
-            mine = sorted((ends[k][end], k) for k in slots if getattr(edges[k], attr) == n.id)
-            for i, (_, k) in enumerate(mine):
-                step = min(14.0, (w - 24) / max(len(mine) - 1, 1))
-                port[k, end] = x + w / 2 + (i - (len(mine) - 1) / 2) * step
-    for k in sorted(slots):
-        _, sy, _, sh = boxes[edges[k].source]
-        pts = [(port[k, 0], sy + sh)]
-        for x, top, w, h in slots[k]:
-            pts += [(x + w / 2, top), (x + w / 2, top + h)]
-        pts.append((port[k, 1], boxes[edges[k].target][1]))
-        d = f"M{_n(pts[0][0])},{_n(pts[0][1])}"
-        for i, ((x0, y0), (x1, y1)) in enumerate(pairwise(pts)):
-            mid, to = _n((y0 + y1) / 2), f"{_n(x1)},{_n(y1)}"
-            d += f" L{to}" if i % 2 else f" C{_n(x0)},{mid} {_n(x1)},{mid} {to}"
-        (x0, y0), (x1, y1) = pts[(len(pts) - 1) // 2], pts[(len(pts) + 1) // 2]
-        draw(k, d, (x0 + x1) / 2, (y0 + y1) / 2)
-
-    # Back edges run in lanes beside everything between their ends, short loops innermost.
-    lanes: list[tuple[int, float, float, float]] = []  # side, top, bottom, x
-
-    def span(e: PicEdge) -> int:
-        return plan.layer[e.source] - plan.layer[e.target]
-
-    for k in sorted(plan.back, key=lambda k: (span(edges[k]), k)):
-        e = edges[k]
-        sx, sy, sw, sh = boxes[e.source]
-        if e.source == e.target:  # a self-loop: a small ear on the right
-            r, cy = sx + sw, sy + sh / 2
-            d = f"M{_n(r)},{_n(cy - 7)} C{_n(r + 36)},{_n(cy - 26)} {_n(r + 36)},{_n(cy + 26)} "
-            grow(r, cy - 20, r + 30, cy + 20)
-            draw(k, d + f"{_n(r)},{_n(cy + 7)}", r + 34 + _label_w(e.label) / 2, cy, True)
-            continue
-        tx, ty, tw, th = boxes[e.target]
-        side = 1 if sx + sw / 2 >= right / 2 else -1
-        ay, by = sy + sh / 2, ty + th / 2
-        near = [b for b in boxes.values() if b[1] < sy + sh and b[1] + b[3] > ty]
-        far = max(side * (x + w / 2) + w / 2 for x, _, w, _ in near) * side + side * 22
-        for lane in sorted(c[3] * side for c in lanes if c[0] == side and c[1] < ay and c[2] > by):
-            far = max(far * side, lane + 14) * side
-        lanes.append((side, by, ay, far))
-        ax, bx = (sx + sw, tx + tw) if side > 0 else (sx, tx)
-        r = min(24.0, (ay - by) / 2)
-        d = f"M{_n(ax)},{_n(ay)} Q{_n(far)},{_n(ay)} {_n(far)},{_n(ay - r)} L{_n(far)},{_n(by + r)}"
-        grow(far - 2, by, far + 2, ay)
-        draw(k, d + f" Q{_n(far)},{_n(by)} {_n(bx)},{_n(by)}", far, (ay + by) / 2, True)
-
-    if title:
-        grow(bounds[0], -30, bounds[2], 0)
-        look = {"font_size": "14", "font_weight": "bold", "fill": "#1e293b"}
-        centre_x = (bounds[0] + bounds[2]) / 2
-        labels.append(_tag("text", escape(title), class_="title", x=centre_x, y=-14, **look))
-    x0, y0 = bounds[0] - MARGIN, bounds[1] - MARGIN
-    vw, vh = bounds[2] - bounds[0] + 2 * MARGIN, bounds[3] - bounds[1] + 2 * MARGIN
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{_n(vw)}" height="{_n(vh)}" '
-        f'viewBox="{_n(x0)} {_n(y0)} {_n(vw)} {_n(vh)}" '
-        f'font-family="Helvetica, Arial, sans-serif" font-size="{FONT_SIZE}" text-anchor="middle">',
-        _tag("title", escape(title or "workflow")),
-        _DEFS,
-        _tag("rect", x=x0, y=y0, width=vw, height=vh, fill="#ffffff"),
-        *paths,
-        *(_node(node, boxes[node.id]) for node in nodes),
-        *labels,
-        "</svg>",
-    ]
-    return "\n".join(parts) + "\n"

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .models.base import CallRecord
+from .steps import StepResult
 
 # awaiting_approval: stopped after planning (approve_plan) until `resume` gives a decision.
 # awaiting_input: a custom graph's human node asked `question`; `resume` gives the answer.
@@ -77,32 +78,9 @@ class Usage:
 
 
 @dataclass(frozen=True)
-class SubproblemResult:
-    """One subproblem as the run left it. `trace` is the model's reasoning, kept apart."""
-
-    id: str
-    kind: str
-    profile: str
-    model: str
-    status: str  # done | failed | pending
-    output: str
-    task: str = ""
-    depends_on: tuple[str, ...] = ()
-    trace: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "profile": self.profile,
-            "model": self.model,
-            "status": self.status,
-            "output": self.output,
-        }
-
-
-@dataclass(frozen=True)
 class ErrorInfo:
+    """Why a run did not complete: the error's class name and its one-line message."""
+
     type: str
     message: str
 
@@ -112,16 +90,17 @@ class ErrorInfo:
 
 @dataclass(frozen=True)
 class RunResult:
-    """The outcome of a run. `to_dict()` is exactly the `--json` contract of DESIGN.md.
+    """The outcome of a run. `to_dict()` is exactly what `orchestrator run --json` prints.
 
+    `subproblems` are the plan's steps (a custom graph's nodes) in plan order, finished or not.
     `plan_note` says when the planner's plan was repaired or replaced (None when it was used
-    as written).
+    as written); `question` is what a run `awaiting_input` asks.
     """
 
     run_id: str
     status: Status
     output: str
-    subproblems: tuple[SubproblemResult, ...]
+    subproblems: tuple[StepResult, ...]
     usage: Usage
     error: ErrorInfo | None = None
     plan_note: str | None = None

@@ -2,130 +2,91 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from .events import PlanReady, SubproblemFinished
+from .graph.custom import STEPS_KEY
+from .graph.nodes import graph_steps
+from .graph.plan import planned
 from .prompts import show
-from .result import ErrorInfo, RunResult, Status, SubproblemResult, Usage
+from .result import ErrorInfo, RunResult, Status, Usage
 from .spec import WorkflowSpec
-
-
-def waiting_for(interrupts: Any) -> tuple[Status, str | None]:
-    """What a paused run waits for: a plan decision, or a human node's answer."""
-    value = interrupts[0].value
-    if isinstance(value, dict) and "node" in value:
-        return "awaiting_input", str(value.get("message") or "")
-    return "awaiting_approval", None
+from .steps import Step, StepResult
 
 
 class RunTracker:
-    """Follows a run's state and events, so a failed run still reports what finished."""
+    """Follows a run's checkpointed state and its events, so a run that failed, was paused or
+    is only inspected still reports its plan, what finished and what is pending."""
 
     def __init__(self, spec: WorkflowSpec) -> None:
-        self.spec = spec
-        self.state: dict[str, Any] = {}
-        self.plan: PlanReady | None = None
-        self.finished: dict[str, SubproblemFinished] = {}
-        self.question: str | None = None
+        self._spec = spec
+        self._state: dict[str, Any] = {}
+        self._announced: PlanReady | None = None
+        self._finished: dict[str, StepResult] = {}
 
-    def see(self, event: Any) -> None:
-        if isinstance(event, PlanReady):
-            self.plan = event
+    def observe(self, state: Mapping[str, Any]) -> None:
+        """The run's latest state (LangGraph's `values`)."""
+        self._state = dict(state)
+
+    def see(self, event: object) -> None:
+        if isinstance(event, PlanReady) and self._announced is None:
+            self._announced = event  # the run's own plan; a plan node's inner plans come later
         elif isinstance(event, SubproblemFinished):
-            self.finished[event.id] = event
+            self._finished[event.result.id] = event.result
+
+    @property
+    def task(self) -> str | None:
+        return self._state.get("task")
+
+    @property
+    def aborted(self) -> bool:
+        return bool(self._state.get("aborted"))
+
+    def steps(self) -> tuple[StepResult, ...]:
+        """Every step in plan order: as it finished (this attempt's events first, then the
+        checkpoint), else pending on its planned route."""
+        stored: dict[str, Any] = self._state.get(STEPS_KEY) or self._state.get("results") or {}
+        out = []
+        for pending in self._planned():
+            sid = pending.id
+            if sid in self._finished:
+                out.append(self._finished[sid])
+            elif sid in stored:
+                out.append(StepResult.from_state(stored[sid], pending.step))
+            else:
+                out.append(pending)
+        return tuple(out)
+
+    def _planned(self) -> tuple[StepResult, ...]:
+        if self._spec.graph is not None:
+            return graph_steps(self._spec)
+        if "plan" not in self._state:
+            return self._announced.subproblems if self._announced else ()
+        return planned(self._spec, (Step.from_dict(d) for d in self._state["plan"]))
+
+    def output(self) -> str:
+        graph = self._spec.graph
+        if graph is not None:
+            return show(self._state.get(graph.answer_key))
+        return str(self._state.get("output") or "")
 
     def result(
-        self, run_id: str, status: Status, error: ErrorInfo | None, usage: Usage
+        self,
+        run_id: str,
+        status: Status,
+        error: ErrorInfo | None,
+        usage: Usage,
+        question: str | None = None,
     ) -> RunResult:
-        graph = self.spec.graph
-        output = self.state.get("output", "")
-        if graph is not None:
-            output = show(self.state.get(graph.answer_key))
+        note = self._state.get("plan_note") or (self._announced.note if self._announced else None)
         return RunResult(
             run_id=run_id,
             status=status,
-            output=output if status == "completed" else "",
-            question=self.question,
-            subproblems=tuple(self._nodes() if graph is not None else self._subproblems()),
+            output=self.output() if status == "completed" else "",
+            subproblems=self.steps(),
             usage=usage,
             error=error,
-            plan_note=self.state.get("plan_note") or (self.plan.note if self.plan else None),
+            plan_note=note,
+            question=question,
         )
-
-    def _nodes(self) -> list[SubproblemResult]:
-        """A custom graph's nodes, as the `subproblems` of the result."""
-        graph = self.spec.graph
-        assert graph is not None
-        out = []
-        for name, node in graph.nodes.items():
-            if name in graph.mapped:
-                continue
-            value = self.state.get(graph.output_key(name))
-            default = ("", "")
-            if node.calls_model:
-                profile = node.profile or self.spec.profile_for(node.role)[0]
-                default = (profile, self.spec.models[profile].model)
-            event = self.finished.get(name)
-            ran = any(t["node"] == name for t in self.state.get("trace") or [])
-            status = event.status if event else ("done" if ran else "pending")
-            if ran and status == "failed":
-                status = "done"  # failed once, then ran again
-            out.append(
-                SubproblemResult(
-                    id=name,
-                    kind=node.type,
-                    profile=event.profile if event else default[0],
-                    model=event.model if event else default[1],
-                    status=status,
-                    output=show(value) if ran else "",
-                    task=node.prompt or node.type,
-                )
-            )
-        return out
-
-    def _subproblems(self) -> list[SubproblemResult]:
-        results: dict[str, Any] = self.state.get("results") or {}
-        planned = self.state.get("plan") or (
-            [
-                {"id": p.id, "kind": p.kind, "task": p.task, "depends_on": list(p.depends_on)}
-                for p in self.plan.subproblems
-            ]
-            if self.plan
-            else []
-        )
-        out = []
-        for item in planned:
-            sid = item["id"]
-            common = {
-                "id": sid,
-                "kind": item["kind"],
-                "task": item["task"],
-                "depends_on": tuple(item["depends_on"]),
-            }
-            if sid in results:
-                r = results[sid]
-                out.append(
-                    SubproblemResult(
-                        **common,
-                        profile=r["profile"],
-                        model=r["model"],
-                        status=r["status"],
-                        output=r["output"],
-                        trace=r.get("trace"),
-                    )
-                )
-            elif sid in self.finished:
-                f = self.finished[sid]
-                out.append(
-                    SubproblemResult(
-                        **common, profile=f.profile, model=f.model, status=f.status, output=f.output
-                    )
-                )
-            else:
-                profile, spec = self.spec.profile_for(item["kind"])
-                out.append(
-                    SubproblemResult(
-                        **common, profile=profile, model=spec.model, status="pending", output=""
-                    )
-                )
-        return out

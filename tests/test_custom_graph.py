@@ -8,7 +8,14 @@ from typing import Any
 
 import pytest
 
-from orchestrator import SpecError, Workflow, WorkflowBuilder, load_workflow, parse_workflow
+from orchestrator import (
+    Answer,
+    SpecError,
+    Workflow,
+    WorkflowBuilder,
+    load_workflow,
+    parse_workflow,
+)
 from orchestrator.errors import format_path
 from tests.clirun import run_cli
 from tests.fakeserver import FakeOpenAI, Fault, Reply
@@ -187,7 +194,7 @@ graph:
     paused = await workflow.arun("write a haiku", run_id="h1")
     assert paused.status == "awaiting_input"
     assert paused.question and paused.question.startswith("Is this draft fine? [write-model]")
-    done = await workflow.aresume("h1", answer="shorter, please")
+    done = await workflow.aresume("h1", Answer("shorter, please"))
     assert done.status == "completed"
     assert "Revise per the reviewer: shorter, please" in str(fake_openai.requests[-1].body)
     assert len(fake_openai.requests) == 2  # the draft was not written twice
@@ -258,7 +265,7 @@ def test_unreachable_nodes_and_unbounded_cycles(tmp_path: Path) -> None:
 def test_mermaid_of_a_custom_graph(tmp_path: Path) -> None:
     text = Workflow(load_workflow(write(tmp_path, MATH))).mermaid()
     assert text.startswith("flowchart TD")
-    assert 'n_check -- "not check.passed" --> n_retry' in text
+    assert 'n_check -.->|"not check.passed"| n_retry' in text
     assert "reason · thinker: think-model" in text
 
 

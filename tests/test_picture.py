@@ -1,13 +1,21 @@
-"""The SVG workflow picture: a well-formed document, every node and edge drawn, no overlaps."""
+"""The SVG renderer (well formed, every node and edge drawn, no overlaps), and one topology
+per workflow read back from both its Mermaid text and its SVG picture: the same nodes, labels,
+shapes, edges, edge labels and dashes in each."""
 
 from __future__ import annotations
 
+import html
 import itertools
+import re
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
-from orchestrator.picture import PicEdge, PicNode, layout, render_svg
+from orchestrator import load_workflow, parse_workflow
+from orchestrator.diagram import PicEdge, PicNode, Topology, mermaid, render_mermaid, svg, topology
+from orchestrator.picture import layout, render_svg
+from orchestrator.spec import WorkflowSpec
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -229,3 +237,163 @@ def test_bad_input_is_refused() -> None:
 def test_empty_graph_still_renders() -> None:
     root = _parse(render_svg([], [], title="nothing"))
     assert root.findtext(f"{SVG}title") == "nothing"
+
+
+# --- one topology, two pictures -----------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELS = """
+models: {planner: {model: plan-model}, thinker: {model: think-model}, writer: {model: write-model}}
+roles: {plan: planner, reason: thinker, generate: writer, synthesize: writer}
+"""
+WHEN = 'not check.passed and lower(check.feedback) != "ok"'
+LOOP_AND_MAP = f"""name: loop & map{MODELS}
+graph:
+  state: {{items: [a, b]}}
+  nodes:
+    draft: {{type: generate, prompt: draft.md}}
+    check: {{type: verify, target: draft, criteria: fine, profile: thinker}}
+    revise: {{type: reason, prompt: draft.md, output: draft}}
+    each: {{type: map, over: items, node: one}}
+    one: {{type: generate, prompt: draft.md}}
+    tidy: {{type: python, function: join}}
+  edges:
+    - {{from: draft, to: check}}
+    - {{from: check, to: revise, when: '{WHEN}'}}
+    - {{from: revise, to: check}}
+    - {{from: check, to: each}}
+    - {{from: each, to: tidy}}
+"""
+_NODE_LINE = re.compile(r'  (n_\w+)(\(\[|\{\{|\[)"([^"]*)"(\]\)|\}\}|\])')
+_EDGE_LINE = re.compile(r'  (n_\w+) (-->|-\.->)(?:\|"([^"]*)"\|)? (n_\w+)')
+_SHAPES = {"([": "stadium", "{{": "hexagon", "[": "rectangle"}
+NodeRow = tuple[str, str, str]  # id, kind (or Mermaid shape), label
+EdgeRow = tuple[str, str, str, bool]  # source, target, label, dashed
+
+
+def _spec(tmp_path: Path, text: str) -> WorkflowSpec:
+    (tmp_path / "draft.md").write_text("Draft: {{ task }}")
+    return parse_workflow(text, file=str(tmp_path / "wf.yaml"))
+
+
+def _unmermaid(text: str) -> str:
+    text = re.sub(r"#(\d+);", r"&#\1;", re.sub(r"#([a-z]+);", r"&\1;", text))
+    return html.unescape(text.replace("<br/>", "\n"))  # no raw & is left: it was #38;
+
+
+def _read_mermaid(text: str, top: Topology) -> tuple[list[NodeRow], list[EdgeRow]]:
+    """The nodes and edges a Mermaid flowchart declares, named by topology id (nodes in order)."""
+    lines = text.split("\n")
+    assert lines[:2] == [f"flowchart {top.direction}", f"  accTitle: {top.title}"]
+    found = [_NODE_LINE.fullmatch(line) for line in lines[2 : 2 + len(top.nodes)]]
+    assert all(found), lines
+    nodes = [(m[1], _SHAPES[m[2]], _unmermaid(m[3])) for m in found if m]
+    ids = {mid: node.id for (mid, _, _), node in zip(nodes, top.nodes, strict=True)}
+    assert len(ids) == len(nodes)  # distinct Mermaid ids
+    edges = [_EDGE_LINE.fullmatch(line) for line in lines[2 + len(nodes) :]]
+    assert all(edges), lines
+    rows = [(ids[m[1]], ids[m[4]], _unmermaid(m[3] or ""), m[2] == "-.->") for m in edges if m]
+    return [(ids[i], shape, label) for i, shape, label in nodes], rows
+
+
+def _read_svg(text: str) -> tuple[str, list[NodeRow], list[EdgeRow]]:
+    """The title, nodes (in drawing order) and edges (by data-edge) an SVG picture shows."""
+    root = _parse(text)
+    groups = [(g.get("class"), g) for g in root.iter(f"{SVG}g")]
+    boxes = [g for c, g in groups if c == "node"]
+    nodes = [(g.get("data-id", ""), g.get("data-kind", ""), "\n".join(_texts(g))) for g in boxes]
+    labels = {g.get("data-edge"): "".join(g.itertext()) for c, g in groups if c == "label"}
+    paths = sorted(_edge_paths(root), key=lambda p: int(p.get("data-edge", "-1")))
+    assert [int(p.get("data-edge", "-1")) for p in paths] == list(range(len(paths)))
+    edges = [
+        (p.get("data-source", ""), p.get("data-target", ""), labels.pop(p.get("data-edge"), ""),
+         "dashed" in p.get("class", "").split())
+        for p in paths
+    ]  # fmt: skip
+    assert not labels  # every label belongs to a drawn edge
+    return root.findtext(f"{SVG}title") or "", nodes, edges
+
+
+def _assert_both_show(top: Topology, mermaid_text: str, svg_text: str) -> None:
+    """Mermaid and SVG each show exactly the topology's nodes and edges, nothing else."""
+    shape = {"start": "stadium", "end": "stadium", "dispatch": "hexagon"}
+    want_edges = [(e.source, e.target, e.label, e.dashed) for e in top.edges]
+    m_nodes, m_edges = _read_mermaid(mermaid_text, top)
+    assert m_nodes == [(n.id, shape.get(n.kind, "rectangle"), n.label) for n in top.nodes]
+    assert m_edges == want_edges
+    want_nodes = [(n.id, n.kind, n.label) for n in top.nodes]
+    assert _read_svg(svg_text) == (top.title, want_nodes, want_edges)
+
+
+def _assert_drawn_from_topology(spec: WorkflowSpec) -> Topology:
+    top = topology(spec)
+    assert top == topology(spec)  # a pure function of the spec
+    _assert_both_show(top, mermaid(spec), svg(spec))
+    return top
+
+
+def test_default_pipeline_topology_feeds_both_pictures(tmp_path: Path) -> None:
+    limits = "limits: {concurrency: 3, max_subproblems: 5}\n"
+    top = _assert_drawn_from_topology(_spec(tmp_path, f"name: pipe{MODELS}{limits}"))
+    assert (top.title, top.direction) == ("pipe", "LR")
+    steps = ["plan", "dispatch", "reason", "generate", "synthesize"]
+    kinds = [("START", "start"), *((s, s) for s in steps), ("END", "end")]
+    assert [(n.id, n.kind) for n in top.nodes] == kinds
+    labels = {n.id: n.label for n in top.nodes}
+    assert labels["plan"] == "plan\nplanner: plan-model"
+    assert labels["reason"] == "reason\nthinker: think-model"
+    assert labels["synthesize"] == "synthesize\nwriter: write-model"
+    assert labels["dispatch"] == "dispatch\n≤ 3 at once\n≤ 5 subproblems"
+    labelled = [(e.source, e.target, e.label) for e in top.edges if e.label]
+    assert labelled == [("dispatch", s, f"kind: {s}") for s in ("reason", "generate")]
+    assert not any(e.dashed for e in top.edges)
+
+
+def test_custom_graph_with_a_loop_and_a_map_feeds_both_pictures(tmp_path: Path) -> None:
+    spec = _spec(tmp_path, LOOP_AND_MAP)
+    top = _assert_drawn_from_topology(spec)
+    assert (top.title, top.direction) == ("loop & map", "TD")
+    labels = {n.id: n.label for n in top.nodes}
+    assert labels["draft"] == "draft\ngenerate · writer: write-model"  # the role's profile
+    assert labels["check"] == "check\nverify · thinker: think-model"  # its own profile
+    assert (labels["each"], labels["tidy"]) == ("each\nmap", "tidy\npython · join")
+    assert (labels["START"], labels["END"]) == ("task", "answer")
+    assert [(e.source, e.target, e.label, e.dashed) for e in top.edges] == [
+        ("START", "draft", "", False),
+        ("each", "one", "each item of items", True),
+        ("draft", "check", "", False),
+        ("check", "revise", WHEN, True),
+        ("revise", "check", "", False),
+        ("check", "each", "", False),
+        ("each", "tidy", "", False),
+        ("tidy", "END", "", False),  # no edge out: the run ends there
+    ]
+    assert '-.->|"not check.passed and lower(check.feedback) != #quot;ok#quot;"|' in mermaid(spec)
+    back = [p for p in _edge_paths(_parse(svg(spec))) if "back" in p.get("class", "").split()]
+    assert [(p.get("data-source"), p.get("data-target")) for p in back] == [("revise", "check")]
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "graphs").glob("*.yaml")), ids=lambda p: p.stem)
+def test_shipped_workflows_are_drawn_from_their_topology(path: Path) -> None:
+    _assert_drawn_from_topology(load_workflow(path))
+
+
+def test_node_names_that_clash_with_start_end_or_mermaid_ids(tmp_path: Path) -> None:
+    nodes = "".join(f"    {n}: {{type: python, function: join}}\n" for n in ("START", "a-b", "a_b"))
+    edges = "  edges:\n    - {from: START, to: a-b}\n    - {from: a-b, to: a_b}\n"
+    text = f"name: clash{MODELS}graph:\n  nodes:\n{nodes}{edges}"
+    top = _assert_drawn_from_topology(_spec(tmp_path, text))
+    assert [n.id for n in top.nodes] == ["START_", "START", "a-b", "a_b", "END"]
+    assert top.edges[0] == PicEdge("START_", "START")
+
+
+def test_mermaid_escapes_labels_and_keeps_every_character() -> None:
+    tricky = 'say "hi" & <b> #1 | `x`'
+    nodes = (PicNode("a-b", f"{tricky}\nline 2", "start"), PicNode("a_b", "B", "dispatch"))
+    edges = (PicEdge("a-b", "a_b", 'x < 3 and y == "q"'), PicEdge("a_b", "a_b", tricky, True))
+    top = Topology('T "x" <&>', "TD", nodes, edges)
+    text = render_mermaid(top)
+    body = text.split("\n", 2)[2].replace("<br/>", "")
+    assert not re.search(r'"[^"\n]*[<>&|`][^"\n]*"', body)  # each as an entity code
+    assert "#quot;hi#quot;" in body
+    _assert_both_show(top, text, render_svg(nodes, edges, title=top.title))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import UsageError, Workflow, parse_workflow
+from orchestrator import Abort, Approve, Edit, UsageError, Workflow, parse_workflow
 from tests.clirun import run_cli
 from tests.fakeserver import FakeOpenAI
 
@@ -54,12 +54,12 @@ async def test_pause_then_approve(workflow: Workflow, fake_openai: FakeOpenAI) -
     assert len(fake_openai.requests) == 1  # only the plan
     with pytest.raises(UsageError, match="waiting for plan approval"):
         await workflow.aresume("a")
-    done = await workflow.aresume("a", decision="approve")
+    done = await workflow.aresume("a", Approve())
     assert done.status == "completed" and done.output
     assert solves(fake_openai) == ["analyse", "write"]
     assert sum(r.is_plan for r in fake_openai.requests) == 1
     with pytest.raises(UsageError, match="not waiting"):
-        await workflow.aresume("a", decision="approve")
+        await workflow.aresume("a", Approve())
 
 
 async def test_edit_is_validated_then_used(workflow: Workflow, fake_openai: FakeOpenAI) -> None:
@@ -69,9 +69,9 @@ async def test_edit_is_validated_then_used(workflow: Workflow, fake_openai: Fake
         {"id": "y", "kind": "generate", "task": "b", "depends_on": ["x"]},
     ]
     with pytest.raises(UsageError, match="cycle"):
-        await workflow.aresume("e", decision="edit", plan=cyclic)
+        await workflow.aresume("e", Edit(cyclic))
     edited = [{"id": "only", "kind": "generate", "task": "the edited step", "depends_on": []}]
-    done = await workflow.aresume("e", decision="edit", plan=edited)
+    done = await workflow.aresume("e", Edit(edited))
     assert done.status == "completed" and [s.id for s in done.subproblems] == ["only"]
     assert done.plan_note == "plan edited at review"
     assert solves(fake_openai) == ["the edited step"]
@@ -79,7 +79,7 @@ async def test_edit_is_validated_then_used(workflow: Workflow, fake_openai: Fake
 
 async def test_abort(workflow: Workflow, fake_openai: FakeOpenAI) -> None:
     await workflow.arun("task", run_id="x", approve_plan=True)
-    aborted = await workflow.aresume("x", decision="abort")
+    aborted = await workflow.aresume("x", Abort())
     assert aborted.status == "failed" and aborted.error and aborted.error.type == "PlanRejected"
     assert solves(fake_openai) == []
 

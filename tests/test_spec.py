@@ -9,18 +9,10 @@ import jsonschema
 import pytest
 import yaml
 
-from orchestrator import spec as spec_module
+from orchestrator import specload
 from orchestrator.errors import SpecError, redact
-from orchestrator.spec import (
-    Limits,
-    ModelProfile,
-    Price,
-    Roles,
-    WorkflowSpec,
-    load_workflow,
-    parse_workflow,
-    workflow_json_schema,
-)
+from orchestrator.spec import Limits, ModelProfile, Price, Roles, WorkflowSpec
+from orchestrator.specload import load_workflow, parse_workflow, workflow_json_schema
 
 DATA = Path(__file__).parent / "data"
 VALID = DATA / "valid.yaml"
@@ -69,7 +61,8 @@ def test_design_example_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     writer = spec.models["writer"]
     assert writer.price.cached_input == 0.15  # defaults to input
     assert writer.provider == "openai" and writer.base_url is None and writer.api_key is None
-    assert (writer.timeout_s, writer.retries, writer.temperature) == (120, 4, None)
+    assert (writer.effective_timeout_s, writer.retries, writer.temperature) == (120, 4, None)
+    assert thinker.effective_timeout_s == 600  # reasoning models think for minutes
     assert spec.profile_for("plan") == ("thinker", thinker)
     assert spec.profile_for("synthesize") == ("writer", writer)
     assert spec.limits == Limits(budget_usd=0.5)
@@ -438,7 +431,7 @@ def test_bare_name_resolves_to_a_shipped_graph(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (tmp_path / "quickstart.yaml").write_text("name: quick\nmodels: {w: {model: m}}\n")
-    monkeypatch.setattr(spec_module, "_shipped_dirs", lambda: [tmp_path])
+    monkeypatch.setattr(specload, "_shipped_dirs", lambda: [tmp_path])
     monkeypatch.chdir(tmp_path.parent)
     spec = load_workflow("quickstart")
     assert spec.name == "quick" and spec.source == str(tmp_path / "quickstart.yaml")

@@ -1,4 +1,4 @@
-"""What every node needs besides the state: the spec, the connected models, the event sink."""
+"""What every node needs besides the state: the spec, the connected models, budget, ledger."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..budget import Budget
-from ..errors import OrchestratorError
-from ..models.base import ChatModel, Message, ModelResponse
+from ..models.base import ChatModel
+from ..models.budget import Budget
+from ..models.ledger import Ledger
 from ..spec import Role, WorkflowSpec
+from ..steps import Route
 
 
 @dataclass(frozen=True)
@@ -17,13 +18,21 @@ class RunContext:
     """Passed to the graph as LangGraph's runtime context; never checkpointed."""
 
     spec: WorkflowSpec
-    models: Mapping[str, ChatModel]  # profile name -> model
+    models: Mapping[str, ChatModel]
+    """Profile name -> the wrapped model (fallback, cap, budget, ledger) for this run."""
     budget: Budget
-    functions: Mapping[str, Callable[..., Any]] = field(default_factory=dict)  # python nodes
+    ledger: Ledger
+    functions: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
+    """Python callables registered by name for `python` nodes."""
 
     def model_for(self, role: Role) -> ChatModel:
-        name, _ = self.spec.profile_for(role)
-        return self.models[name]
+        return self.models[self.spec.profile_for(role)[0]]
+
+
+def role_route(spec: WorkflowSpec, role: Role, why: str) -> Route:
+    """The route to the profile that plays `role`."""
+    name, profile = spec.profile_for(role)
+    return Route(role, name, profile.model, why)
 
 
 def emit(event: Any) -> None:
@@ -35,18 +44,3 @@ def emit(event: Any) -> None:
     except RuntimeError:
         return
     writer(event)
-
-
-async def call(model: ChatModel, messages: list[Message], **options: Any) -> ModelResponse:
-    """One model request whose billed calls reach the run log, whether it succeeds or fails."""
-    from ..events import CallFinished
-
-    try:
-        response = await model.request(messages, **options)
-    except OrchestratorError as exc:
-        for record in exc.calls:
-            emit(CallFinished(record))
-        raise
-    for record in response.calls:
-        emit(CallFinished(record))
-    return response

@@ -21,43 +21,43 @@ from langgraph.func import task as langgraph_task
 from langgraph.runtime import Runtime
 
 from ..errors import DependencyFailed, OrchestratorError, RunError
+from ..steps import Step, StepResult
 from .context import RunContext
 from .solve import solve
-from .state import RunState, SubproblemSpec
+from .state import RunState
 
 
 async def execute_node(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
-    plan = [SubproblemSpec.from_dict(d) for d in state["plan"]]
-    return {"results": await run_plan(runtime.context, state["task"], plan)}
+    plan = [Step.from_dict(d) for d in state["plan"]]
+    results = await run_plan(runtime.context, state["task"], plan)
+    return {"results": {sid: r.to_state() for sid, r in results.items()}}
 
 
-async def run_plan(
-    ctx: RunContext, task_text: str, plan: list[SubproblemSpec]
-) -> dict[str, dict[str, Any]]:
-    """Solve every subproblem, each as soon as its dependencies are done; results by id.
+async def run_plan(ctx: RunContext, task_text: str, plan: list[Step]) -> dict[str, StepResult]:
+    """Solve every step, each as soon as its dependencies are done; results by id.
 
-    Must run inside a LangGraph node: each subproblem is a `@task`, checkpointed as it lands.
+    Must run inside a LangGraph node: each step is a `@task`, checkpointed as it lands (as a
+    JSON-able dict, so the checkpoint never depends on a class path).
     """
     loop = asyncio.get_running_loop()
     answers: dict[str, asyncio.Future[str]] = {s.id: loop.create_future() for s in plan}
     slots = asyncio.Semaphore(ctx.spec.limits.concurrency)
+    by_id = {s.id: s for s in plan}
 
     async def run_one(sid: str) -> dict[str, Any]:
-        sub = by_id[sid]
-        inputs = {dep: await answers[dep] for dep in sub.depends_on}
+        step = by_id[sid]
+        inputs = {dep: await answers[dep] for dep in step.depends_on}
         async with slots:
-            return await solve(ctx, task_text, sub, inputs)
+            return (await solve(ctx, task_text, step, inputs)).to_state()
 
-    by_id = {s.id: s for s in plan}
     # langgraph's decorator typing does not follow an inner coroutine function; the cast
     # states what it returns.
     solve_task = cast(
         "Callable[[str], Awaitable[dict[str, Any]]]",
         langgraph_task(name="solve")(cast(Any, run_one)),
     )
-    futures = {asyncio.ensure_future(solve_task(sub.id)): sub.id for sub in plan}
-
-    results: dict[str, dict[str, Any]] = {}
+    futures = {asyncio.ensure_future(solve_task(step.id)): step.id for step in plan}
+    results: dict[str, StepResult] = {}
     first_error: BaseException | None = None
     pending = set(futures)
     while pending:
@@ -66,8 +66,8 @@ async def run_plan(
             sid = futures[future]
             error = future.exception()
             if error is None:
-                results[sid] = result = future.result()
-                answers[sid].set_result(result["output"])
+                results[sid] = StepResult.from_state(future.result(), by_id[sid])
+                answers[sid].set_result(results[sid].output)
                 continue
             # Dependents fail fast; unrelated subproblems already running are paid for, so
             # they finish and are checkpointed for a resume.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,10 +12,12 @@ from pydantic import ValidationError
 
 from .. import prompts
 from ..errors import PlanError
-from ..events import PlannedItem, PlanReady
-from ..models.base import ChatModel, Message, ResponseFormat
-from .context import RunContext, call, emit
-from .state import Kind, Plan, RunState, SubproblemSpec, plan_json_schema
+from ..events import PlanReady
+from ..models.base import ChatModel, Message, RequestParams, ResponseFormat
+from ..spec import WorkflowSpec
+from ..steps import Step, StepResult
+from .context import RunContext, emit, role_route
+from .state import Plan, RunState, plan_json_schema
 
 MAX_REPLANS = 2
 
@@ -23,7 +26,7 @@ MAX_REPLANS = 2
 class Checked:
     """A plan after validation: the runnable subproblems, or the reasons it cannot run."""
 
-    subproblems: tuple[SubproblemSpec, ...]
+    steps: tuple[Step, ...]
     errors: tuple[str, ...]
     repairs: tuple[str, ...]
 
@@ -55,7 +58,7 @@ def check_plan(plan: Plan, max_subproblems: int) -> Checked:
     if duplicates:
         errors.append(f"duplicate subproblem ids: {', '.join(duplicates)}")
     known = set(ids)
-    specs: list[SubproblemSpec] = []
+    steps: list[Step] = []
     for s in items:
         deps: list[str] = []
         for dep in s.depends_on:
@@ -65,15 +68,15 @@ def check_plan(plan: Plan, max_subproblems: int) -> Checked:
                 repairs.append(f"dropped {s.id}'s dependency on unknown id '{dep}'")
             elif dep not in deps:
                 deps.append(dep)
-        specs.append(SubproblemSpec(s.id, s.kind, s.task, tuple(deps)))
-    if not duplicates and (cycle := find_cycle(specs)):
+        steps.append(Step(s.id, s.kind, s.task, tuple(deps)))
+    if not duplicates and (cycle := find_cycle(steps)):
         errors.append("dependency cycle: " + " -> ".join(cycle))
-    return Checked(tuple(specs), tuple(errors), tuple(repairs))
+    return Checked(tuple(steps), tuple(errors), tuple(repairs))
 
 
-def find_cycle(specs: list[SubproblemSpec]) -> list[str] | None:
+def find_cycle(steps: list[Step]) -> list[str] | None:
     """One dependency cycle as a closed path of ids, or None if the graph is acyclic."""
-    deps = {s.id: s.depends_on for s in specs}
+    deps = {s.id: s.depends_on for s in steps}
     state: dict[str, int] = {}  # 1: on the current path, 2: finished
     path: list[str] = []
 
@@ -95,19 +98,25 @@ def find_cycle(specs: list[SubproblemSpec]) -> list[str] | None:
     return None
 
 
-def fallback_plan(task: str) -> tuple[SubproblemSpec, ...]:
+def fallback_plan(task: str) -> tuple[Step, ...]:
     """The plan used when no valid one could be had: the whole task, reasoned about once."""
-    return (SubproblemSpec("s1", "reason", task, ()),)
+    return (Step("s1", "reason", task, ()),)
+
+
+def planned(spec: WorkflowSpec, steps: Iterable[Step]) -> tuple[StepResult, ...]:
+    """The steps, pending, each with the route its kind gives it."""
+    routes = {kind: role_route(spec, kind, f"kind: {kind}") for kind in ("reason", "generate")}
+    return tuple(StepResult(s, routes[s.kind]) for s in steps if s.kind in routes)
 
 
 async def plan_node(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
-    subproblems, note = await make_plan(runtime.context, state["task"])
-    return {"plan": [s.to_dict() for s in subproblems], "plan_note": note}
+    steps, note = await make_plan(runtime.context, state["task"])
+    return {"plan": [s.to_dict() for s in steps], "plan_note": note}
 
 
 async def make_plan(
     ctx: RunContext, task: str, model: ChatModel | None = None
-) -> tuple[tuple[SubproblemSpec, ...], str | None]:
+) -> tuple[tuple[Step, ...], str | None]:
     """Ask for a plan until one validates (two re-plans at most), then repair or fall back."""
     spec = ctx.spec
     model = model or ctx.model_for("plan")
@@ -116,6 +125,7 @@ async def make_plan(
     local = profile is not None and profile.provider == "local"
     fmt = ResponseFormat("plan", plan_json_schema(limit, grammar=local))
     messages: list[Message] = prompts.load("plan").render(task=task, max_subproblems=str(limit))
+    params = RequestParams(purpose="plan", response_format=fmt)
     problems: list[str] = []
     checked: Checked | None = None
     last_answer = ""
@@ -126,7 +136,7 @@ async def make_plan(
                 Message("assistant", last_answer),
                 *prompts.load("replan").render(errors="\n".join(f"- {p}" for p in problems)),
             ]
-        response = await call(model, messages, purpose="plan", response_format=fmt)
+        response = await model.request(messages, params)
         last_answer = response.content
         parsed = parse_plan(response.content)
         if isinstance(parsed, str):
@@ -137,25 +147,12 @@ async def make_plan(
             break
         problems = list(checked.errors)
     if checked is not None and not checked.errors:
-        subproblems = checked.subproblems
+        steps = checked.steps
         note = "plan repaired: " + "; ".join(checked.repairs) if checked.repairs else None
     elif spec.limits.on_plan_failure == "fail":
         raise PlanError(f"no valid plan after {MAX_REPLANS} re-plans: {'; '.join(problems)}")
     else:
-        subproblems = fallback_plan(task)
+        steps = fallback_plan(task)
         note = f"plan replaced by a single subproblem: {'; '.join(problems)}"
-    emit(
-        PlanReady(
-            tuple(
-                PlannedItem(s.id, s.kind, s.task, s.depends_on, *_profile(ctx, s.kind))
-                for s in subproblems
-            ),
-            note,
-        )
-    )
-    return subproblems, note
-
-
-def _profile(ctx: RunContext, kind: Kind) -> tuple[str, str]:
-    model = ctx.model_for(kind)
-    return model.profile, model.model
+    emit(PlanReady(planned(ctx.spec, steps), note))
+    return steps, note

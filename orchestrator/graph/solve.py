@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any
 
 from .. import prompts
 from ..errors import BudgetExceededError, OrchestratorError
 from ..events import SubproblemFinished, SubproblemStarted
-from ..models.base import TokenUsage
-from .context import RunContext, call, emit
-from .state import Kind, SubproblemSpec
+from ..models.base import RequestParams
+from ..steps import Kind, Route, Step, StepResult
+from .context import RunContext, emit, role_route
 
 THINK_INSTRUCTION = (
     " First write your reasoning inside <think></think> tags, then the answer after the"
@@ -19,88 +18,62 @@ THINK_INSTRUCTION = (
 )
 
 
-def dependency_context(sub: SubproblemSpec, answers: Mapping[str, str]) -> str:
-    """The answers (never the traces) of the subproblems `sub` depends on."""
-    if not sub.depends_on:
+def dependency_context(step: Step, answers: Mapping[str, str]) -> str:
+    """The answers (never the traces) of the steps `step` depends on."""
+    if not step.depends_on:
         return ""
-    parts = [f"Result of {dep}:\n{answers[dep]}" for dep in sub.depends_on]
+    parts = [f"Result of {dep}:\n{answers[dep]}" for dep in step.depends_on]
     return "\nResults you can build on:\n" + "\n\n".join(parts) + "\n"
 
 
-async def solve(
-    ctx: RunContext, task: str, sub: SubproblemSpec, answers: Mapping[str, str]
-) -> dict[str, Any]:
-    """Run one subproblem on the profile its kind routes to; return its result record."""
-    degrade = sub.kind == "reason" and ctx.spec.limits.on_budget == "degrade"
+async def solve(ctx: RunContext, task: str, step: Step, answers: Mapping[str, str]) -> StepResult:
+    """Run one subproblem on the role its kind routes to (or the generative role, when the
+    budget no longer fits reasoning and `limits.on_budget` is `degrade`)."""
+    kind: Kind = "reason" if step.kind == "reason" else "generate"
+    degrade = kind == "reason" and ctx.spec.limits.on_budget == "degrade"
+    degraded = role_route(ctx.spec, "generate", "budget: degraded from reason")
     if degrade and ctx.budget.degraded:
-        return await _solve_on(ctx, "generate", task, sub, answers)
+        return await _solve_on(ctx, degraded, task, step, answers)
     try:
-        return await _solve_on(ctx, sub.kind, task, sub, answers)
+        return await _solve_on(
+            ctx, role_route(ctx.spec, kind, f"kind: {kind}"), task, step, answers
+        )
     except BudgetExceededError:
         if not degrade:
             raise
         # The reasoning model no longer fits the budget: this and every remaining reasoning
         # subproblem go to the generative role.
         ctx.budget.degraded = True
-        return await _solve_on(ctx, "generate", task, sub, answers)
+        return await _solve_on(ctx, degraded, task, step, answers)
 
 
 async def _solve_on(
-    ctx: RunContext, role: Kind, task: str, sub: SubproblemSpec, answers: Mapping[str, str]
-) -> dict[str, Any]:
-    model = ctx.model_for(role)
-    _, profile = ctx.spec.profile_for(role)
+    ctx: RunContext, route: Route, task: str, step: Step, answers: Mapping[str, str]
+) -> StepResult:
+    profile = ctx.spec.models[route.profile]
     think = THINK_INSTRUCTION if profile.effective_think_tags else ""
-    template = prompts.load("solve_reason" if sub.kind == "reason" else "solve_generate")
+    template = prompts.load("solve_reason" if step.kind == "reason" else "solve_generate")
     messages = template.render(
-        task=task, subproblem=sub.task, context=dependency_context(sub, answers), think=think
+        task=task, subproblem=step.task, context=dependency_context(step, answers), think=think
     )
-    emit(SubproblemStarted(sub.id, sub.kind, model.profile, model.model))
-    started = time.monotonic()
-    result: dict[str, Any] = {
-        "id": sub.id,
-        "kind": sub.kind,
-        "profile": model.profile,
-        "model": model.model,
-    }
+    emit(SubproblemStarted(step, route))
+    started, mark = time.monotonic(), ctx.ledger.mark()
     try:
-        response = await call(model, messages, purpose=f"solve:{sub.id}")
+        response = await ctx.models[route.profile].request(
+            messages, RequestParams(purpose="solve", step=step.id)
+        )
     except OrchestratorError as exc:
-        usage = sum((c.usage for c in exc.calls), TokenUsage())
-        cost = sum(c.cost_usd for c in exc.calls)
-        emit(
-            SubproblemFinished(
-                sub.id,
-                sub.kind,
-                model.profile,
-                model.model,
-                "failed",
-                "",
-                usage,
-                cost,
-                time.monotonic() - started,
-                exc.message,
-            )
-        )
+        usage, cost = ctx.ledger.spent(step.id, since=mark)
+        failed = StepResult(
+            step, route, "failed", usage=usage, cost_usd=cost,
+            latency_s=time.monotonic() - started, error=exc.message,
+        )  # fmt: skip
+        emit(SubproblemFinished(failed))
         raise
-    latency = time.monotonic() - started
-    emit(
-        SubproblemFinished(
-            sub.id,
-            sub.kind,
-            model.profile,
-            model.model,
-            "done",
-            response.content,
-            response.usage,
-            response.cost_usd,
-            latency,
-        )
-    )
-    return {
-        **result,
-        "status": "done",
-        "output": response.content,
-        "trace": response.trace,
-        "latency_s": latency,
-    }
+    usage, cost = ctx.ledger.spent(step.id, since=mark)
+    result = StepResult(
+        step, route, "done", response.content, response.trace, usage, cost,
+        time.monotonic() - started,
+    )  # fmt: skip
+    emit(SubproblemFinished(result))
+    return result

@@ -1,21 +1,20 @@
-"""The run's state as LangGraph sees it, and the plan's shape.
+"""The run's state as LangGraph sees it, and the planner's output format.
 
 State values are plain JSON-able dicts and lists so any checkpointer can store them; the typed
-views (`SubproblemSpec`, `CallRecord`) are built from them at the edges of each node.
+`Step` / `StepResult` values are built from them at the edges of each node (steps.py).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Annotated, Any, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Kind = Literal["reason", "generate"]
+from ..steps import Kind
 
 
 class PlannedSubproblem(BaseModel):
-    """One subproblem as the planner writes it (the Plan format of DESIGN.md)."""
+    """One subproblem as the planner writes it (the plan format)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -44,6 +43,17 @@ def plan_json_schema(max_subproblems: int, *, grammar: bool = False) -> dict[str
     short: dict[str, Any] = {"type": "string"}
     if grammar:
         text, short = {**text, "maxLength": 240}, {**short, "maxLength": 16}
+    item = {
+        "type": "object",
+        "properties": {
+            "id": short,
+            "kind": {"type": "string", "enum": ["reason", "generate"]},
+            "task": text,
+            "depends_on": {"type": "array", "maxItems": max_subproblems, "items": short},
+        },
+        "required": ["id", "kind", "task", "depends_on"],
+        "additionalProperties": False,
+    }
     return {
         "type": "object",
         "properties": {
@@ -51,21 +61,7 @@ def plan_json_schema(max_subproblems: int, *, grammar: bool = False) -> dict[str
                 "type": "array",
                 "minItems": 1,
                 "maxItems": max_subproblems,
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "id": short,
-                        "kind": {"type": "string", "enum": ["reason", "generate"]},
-                        "task": text,
-                        "depends_on": {
-                            "type": "array",
-                            "maxItems": max_subproblems,
-                            "items": short,
-                        },
-                    },
-                    "required": ["id", "kind", "task", "depends_on"],
-                    "additionalProperties": False,
-                },
+                "items": item,
             }
         },
         "required": ["subproblems"],
@@ -73,39 +69,18 @@ def plan_json_schema(max_subproblems: int, *, grammar: bool = False) -> dict[str
     }
 
 
-@dataclass(frozen=True)
-class SubproblemSpec:
-    """A validated subproblem, ready to schedule."""
-
-    id: str
-    kind: Kind
-    task: str
-    depends_on: tuple[str, ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "task": self.task,
-            "depends_on": list(self.depends_on),
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SubproblemSpec:
-        return cls(data["id"], data["kind"], data["task"], tuple(data["depends_on"]))
-
-
-def _merge(left: dict[str, Any], right: dict[str, Any]) -> dict[str, Any]:
+def merge(left: dict[str, Any], right: dict[str, Any]) -> dict[str, Any]:
+    """Reducer: results from steps that ran in parallel (or again) merge by id."""
     return {**left, **right}
 
 
 class RunState(TypedDict, total=False):
-    """What the checkpointer stores for a run."""
+    """What the checkpointer stores for a run of the default pipeline."""
 
     task: str
     approve_plan: bool  # stop after planning until a person approves, edits or aborts
     aborted: bool  # the plan was rejected at review
-    plan: list[dict[str, Any]]  # SubproblemSpec.to_dict() values, in plan order
-    plan_note: str | None  # set when the plan was repaired or replaced
-    results: Annotated[dict[str, dict[str, Any]], _merge]  # subproblem id -> result
+    plan: list[dict[str, Any]]  # Step.to_dict() values, in plan order
+    plan_note: str | None  # set when the plan was repaired, replaced or edited
+    results: Annotated[dict[str, dict[str, Any]], merge]  # step id -> StepResult.to_state()
     output: str

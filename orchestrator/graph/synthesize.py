@@ -2,32 +2,36 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from langgraph.runtime import Runtime
 
 from .. import prompts
-from ..events import AnswerToken
-from .context import RunContext, call, emit
+from ..events import AnswerRestarted, AnswerToken
+from ..models.base import RequestParams
+from ..steps import Step
+from .context import RunContext, emit
 from .state import RunState
 
 
-def results_text(plan: list[dict[str, Any]], results: dict[str, dict[str, Any]]) -> str:
+def results_text(plan: list[Step], outputs: Mapping[str, str]) -> str:
     """Each finished subproblem's task and answer (never its trace), in plan order."""
-    parts = []
-    for sub in plan:
-        result = results.get(sub["id"])
-        if result is not None:
-            parts.append(f"[{sub['id']}] {sub['task']}\n{result['output']}")
-    return "\n\n".join(parts)
+    return "\n\n".join(
+        f"[{step.id}] {step.task}\n{outputs[step.id]}" for step in plan if step.id in outputs
+    )
 
 
 async def synthesize_node(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
-    model = runtime.context.model_for("synthesize")
+    plan = [Step.from_dict(s) for s in state["plan"]]
+    outputs = {sid: r["output"] for sid, r in (state.get("results") or {}).items()}
     messages = prompts.load("synthesize").render(
-        task=state["task"], results=results_text(state["plan"], state.get("results") or {})
+        task=state["task"], results=results_text(plan, outputs)
     )
-    response = await call(
-        model, messages, purpose="synthesize", on_token=lambda text: emit(AnswerToken(text))
+    params = RequestParams(
+        purpose="synthesize",
+        on_token=lambda text: emit(AnswerToken(text)),
+        on_restart=lambda: emit(AnswerRestarted()),
     )
+    response = await runtime.context.model_for("synthesize").request(messages, params)
     return {"output": response.content}

@@ -1,43 +1,41 @@
-"""A profile's `fallback`: another profile used once the first has exhausted its retries."""
+"""A profile's `fallback`: another profile used once the first has failed for good."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from dataclasses import replace
 
 from ..errors import ModelError
-from .base import ChatModel, Message, ModelResponse, ResponseFormat
+from .base import ChatModel, Message, ModelResponse, RequestParams
+from .wrapper import WrapperModel
 
 
-class FallbackModel(ChatModel):
-    """Calls `primary`; when it fails for good (a `ModelError`), calls `fallback` once.
+class FallbackModel(WrapperModel):
+    """Calls the wrapped (primary) model; when it fails for good (a `ModelError`: retries
+    exhausted, cut off, unusable answer), calls `fallback` once with the same request.
 
     Configuration errors (bad key, unknown model) are not hidden behind the fallback: they
-    surface so the user can fix them. Billed calls of the failed primary are kept.
+    surface so the user can fix them. What the primary was billed is already in the ledger.
     """
 
     def __init__(self, primary: ChatModel, fallback: ChatModel) -> None:
-        self.primary = primary
+        super().__init__(primary)
         self.fallback = fallback
-        self.profile = primary.profile
-        self.model = primary.model
 
-    async def request(
-        self,
-        messages: list[Message],
-        *,
-        purpose: str,
-        response_format: ResponseFormat | None = None,
-        on_token: Callable[[str], None] | None = None,
-    ) -> ModelResponse:
+    async def request(self, messages: list[Message], params: RequestParams) -> ModelResponse:
+        shown = False
+        sink = params.on_token
+
+        def watch(text: str) -> None:
+            nonlocal shown
+            shown = True
+            if sink is not None:
+                sink(text)
+
         try:
-            return await self.primary.request(
-                messages, purpose=purpose, response_format=response_format, on_token=on_token
-            )
-        except ModelError as exc:
-            billed = exc.calls
-        response = await self.fallback.request(
-            messages, purpose=purpose, response_format=response_format, on_token=on_token
-        )
-        return ModelResponse(
-            response.content, response.trace, response.finish_reason, (*billed, *response.calls)
-        )
+            watched = replace(params, on_token=watch) if sink is not None else params
+            return await self.wrapped.request(messages, watched)
+        except ModelError:
+            pass
+        if shown and params.on_restart is not None:
+            params.on_restart()  # the primary streamed part of an answer that will not finish
+        return await self.fallback.request(messages, params)

@@ -1,13 +1,16 @@
-"""Cost of a call from its token usage and a profile's prices (USD per 1M tokens)."""
+"""Cost of a call from its token usage and a profile's prices (USD per 1M tokens), and the most
+a call could cost before it is made."""
 
 from __future__ import annotations
 
+import json
+
 from ..spec import Price
-from .base import TokenUsage
+from .base import Message, ResponseFormat, TokenUsage
 
 
 def cost_usd(usage: TokenUsage, price: Price) -> float:
-    """((input − cached)·input + cached·cached_input + output·output) / 1e6, as DESIGN.md states."""
+    """((input − cached)·input + cached·cached_input + output·output) / 1e6."""
     cached_price = price.input if price.cached_input is None else price.cached_input
     uncached = max(usage.input_tokens - usage.cached_input_tokens, 0)
     return (
@@ -15,6 +18,13 @@ def cost_usd(usage: TokenUsage, price: Price) -> float:
         + usage.cached_input_tokens * cached_price
         + usage.output_tokens * price.output
     ) / 1e6
+
+
+def input_token_bound(messages: list[Message], response_format: ResponseFormat | None) -> int:
+    """An upper bound on the prompt's tokens: one per UTF-8 byte (no BPE token is shorter),
+    plus a margin per message for the chat template."""
+    schema = json.dumps(response_format.schema) if response_format else ""
+    return sum(len(m.content.encode()) + 16 for m in messages) + len(schema.encode()) + 16
 
 
 def worst_case_usd(input_tokens: int, max_output_tokens: int, price: Price) -> float:

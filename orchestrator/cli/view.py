@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from rich.console import Console, Group, RenderableType
 from rich.markdown import Markdown
@@ -11,7 +11,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from .events import (
+from ..events import (
+    AnswerRestarted,
     AnswerToken,
     CallFinished,
     Event,
@@ -19,8 +20,10 @@ from .events import (
     SubproblemFinished,
     SubproblemStarted,
 )
-from .result import RunResult, Usage
-from .runlog import RunRow
+from ..models.base import CallRecord
+from ..result import RunResult, Usage
+from ..steps import StepResult
+from ..storage import RunRow
 
 
 def wide_console(*, stderr: bool = False) -> Console:
@@ -29,7 +32,7 @@ def wide_console(*, stderr: bool = False) -> Console:
 
 
 _STATUS_STYLE = {
-    "waiting": "dim",
+    "pending": "dim",
     "running": "yellow",
     "done": "green",
     "failed": "red",
@@ -39,22 +42,11 @@ _STATUS_STYLE = {
 
 
 @dataclass
-class _Row:
-    id: str
-    kind: str
-    task: str
-    profile: str
-    model: str
-    status: str = "waiting"
-    tokens: int = 0
-    cost: float = 0.0
-
-
-@dataclass
 class LiveRun:
-    """The state of the live view, updated event by event."""
+    """The state of the live view, updated event by event: a row per step, the answer."""
 
-    rows: dict[str, _Row] = field(default_factory=dict)
+    rows: dict[str, StepResult] = field(default_factory=dict)
+    spent: dict[str, tuple[int, float]] = field(default_factory=dict)  # step -> tokens, cost
     note: str | None = None
     answer: str = ""
     cost: float = 0.0
@@ -64,23 +56,26 @@ class LiveRun:
         if isinstance(event, PlanReady):
             self.note = event.note
             self.phase = "solving"
-            for item in event.subproblems:
-                self.rows[item.id] = _Row(item.id, item.kind, item.task, item.profile, item.model)
-        elif isinstance(event, SubproblemStarted) and event.id in self.rows:
-            self.rows[event.id].status = "running"
-        elif isinstance(event, SubproblemFinished) and event.id in self.rows:
-            self.rows[event.id].status = event.status
+            self.rows.update((s.id, s) for s in event.subproblems)
+        elif isinstance(event, SubproblemStarted) and event.step.id in self.rows:
+            row = self.rows[event.step.id]
+            self.rows[row.id] = replace(row, route=event.route, status="running")
+        elif isinstance(event, SubproblemFinished) and event.result.id in self.rows:
+            self.rows[event.result.id] = event.result
         elif isinstance(event, CallFinished):
-            call = event.call
-            self.cost += call.cost_usd
-            # purpose is "solve:<id>" or "node:<name>": the row that paid for the call
-            row = self.rows.get(call.purpose.partition(":")[2])
-            if row is not None:
-                row.tokens += call.usage.input_tokens + call.usage.output_tokens
-                row.cost += call.cost_usd
+            self._count(event.call)
         elif isinstance(event, AnswerToken):
             self.phase = "writing the answer"
             self.answer += event.text
+        elif isinstance(event, AnswerRestarted):
+            self.answer = ""  # a retried stream starts the answer again
+
+    def _count(self, call: CallRecord) -> None:
+        self.cost += call.cost_usd
+        if call.step is not None:
+            tokens, cost = self.spent.get(call.step, (0, 0.0))
+            used = call.usage.input_tokens + call.usage.output_tokens
+            self.spent[call.step] = (tokens + used, cost + call.cost_usd)
 
     def finish(self, result: RunResult) -> None:
         self.phase = result.status.replace("_", " ")
@@ -93,14 +88,15 @@ class LiveRun:
             table.add_column(column, no_wrap=column != "profile (model)")
         table.add_column("task", ratio=1, overflow="ellipsis", no_wrap=True)
         for row in self.rows.values():
+            tokens, cost = self.spent.get(row.id, (0, 0.0))
             table.add_row(
                 row.id,
                 row.kind,
-                f"{row.profile} ({row.model})",
+                f"{row.profile} ({row.model})" if row.profile else "",
                 Text(row.status, style=_STATUS_STYLE.get(row.status, "")),
-                str(row.tokens or ""),
-                f"{row.cost:.4f}" if row.status in ("done", "failed") else "",
-                row.task,
+                str(tokens or ""),
+                f"{cost:.4f}" if row.status in ("done", "failed") else "",
+                row.task[:200],
             )
         parts: list[RenderableType] = [table]
         if self.note:

@@ -12,9 +12,9 @@ from typing import Any
 
 from rich.table import Table
 
-from .errors import UsageError
-from .graph.review import Decision
-from .result import RunResult
+from ..errors import UsageError
+from ..result import RunResult
+from ..resume import Abort, Answer, Approve, Edit
 from .view import wide_console
 
 QUESTION = "approve, edit or abort? [a/e/x] "
@@ -29,7 +29,7 @@ def plan_table(result: RunResult) -> Table:
     return table
 
 
-def ask_decision(result: RunResult) -> tuple[Decision, list[dict[str, Any]] | None]:
+def ask_decision(result: RunResult) -> Approve | Edit | Abort:
     """Show the plan on stderr and read a decision from stdin; `edit` opens $EDITOR."""
     err = wide_console(stderr=True)
     err.print(plan_table(result))
@@ -42,20 +42,17 @@ def ask_decision(result: RunResult) -> tuple[Decision, list[dict[str, Any]] | No
             raise UsageError("--approve-plan needs a decision on stdin: approve, edit or abort")
         answer = line.strip().lower()
         if answer in ("a", "approve", "y", "yes"):
-            return "approve", None
+            return Approve()
         if answer in ("x", "abort", "n", "no"):
-            return "abort", None
+            return Abort()
         if answer in ("e", "edit"):
-            return "edit", edit_plan(result)
+            return Edit(edit_plan(result))
         err.print(f"'{answer}' is not one of approve, edit, abort")
 
 
 def edit_plan(result: RunResult) -> list[dict[str, Any]]:
     """Open the plan as JSON in $EDITOR (default vi) and read it back."""
-    plan = [
-        {"id": s.id, "kind": s.kind, "task": s.task, "depends_on": list(s.depends_on)}
-        for s in result.subproblems
-    ]
+    plan = [s.step.to_dict() for s in result.subproblems]
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(plan, f, indent=2)
         path = f.name
@@ -78,10 +75,10 @@ def edit_plan(result: RunResult) -> list[dict[str, Any]]:
     return edited
 
 
-def ask_answer(result: RunResult) -> str:
+def ask_answer(result: RunResult) -> Answer:
     """A human node's question on stderr; the answer is the next line of stdin."""
     print(f"{result.question or 'input needed'}\n> ", end="", file=sys.stderr, flush=True)
     line = sys.stdin.readline()
     if not line:
         raise UsageError("the workflow asks a question, but stdin has no answer")
-    return line.rstrip("\n")
+    return Answer(line.rstrip("\n"))

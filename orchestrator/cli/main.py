@@ -1,0 +1,75 @@
+"""Parsing, dispatch to one function per command, and turning every failure into one line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from ..errors import OrchestratorError
+from . import commands
+from .render import Stopped, quiet_stdout
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "run": commands.run,
+    "resume": commands.resume,
+    "runs": commands.runs,
+    "validate": commands.validate,
+    "graph": commands.graph,
+    "schema": commands.schema,
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="orchestrator",
+        description="Run hard tasks through a planner, reasoning and generative models, "
+        "and a synthesizer.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = sub.add_parser("run", help="run a workflow on a task")
+    run.add_argument("workflow", help="a workflow YAML file, or the name of a shipped one")
+    run.add_argument("--input", "-i", required=True, metavar="TEXT", help="the task; - reads stdin")
+    run.add_argument("--json", action="store_true", help="print the result as JSON")
+    run.add_argument("--run-id", help="an id for this run (default: generated)")
+    run.add_argument(
+        "--approve-plan",
+        action="store_true",
+        help="stop after planning: show the plan and ask to approve, edit or abort",
+    )
+    resume = sub.add_parser("resume", help="continue a run that failed, was stopped or is paused")
+    resume.add_argument("run_id", metavar="RUN_ID")
+    resume.add_argument("--json", action="store_true", help="print the result as JSON")
+    runs = sub.add_parser("runs", help="list recent runs with status, cost and age")
+    runs.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    runs.add_argument("--json", action="store_true", help="print the list as JSON")
+    validate = sub.add_parser("validate", help="check a workflow file without running it")
+    validate.add_argument("workflow")
+    graph = sub.add_parser(
+        "graph", help="print the workflow as a Mermaid flowchart and write an SVG picture"
+    )
+    graph.add_argument("workflow")
+    graph.add_argument(
+        "--out", metavar="FILE.svg", help="where to write the picture (default: NAME.svg)"
+    )
+    sub.add_parser("schema", help="print the JSON Schema of workflow YAML files")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except OrchestratorError as exc:
+        # Plain print: rich would wrap a long message over several lines.
+        print(f"error: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"interrupted{commands.resumable_hint()}", file=sys.stderr)
+        return 130
+    except Stopped as stop:
+        print(f"terminated{commands.resumable_hint()}", file=sys.stderr)
+        return stop.exit_code
+    except BrokenPipeError:
+        quiet_stdout()  # the reader went away (`| head`) outside a run's output
+        return 141  # 128 + SIGPIPE, as a shell reports a process a closed pipe stopped

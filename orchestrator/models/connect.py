@@ -1,0 +1,69 @@
+"""From a spec's profiles to ready models: each endpoint connected, each wrapped the same way.
+
+Per profile, from the outside in:
+
+    FallbackModel      (if the profile has `fallback`: that profile's own chain)
+    OutputCapModel     the cap to send; cut-off reasoning asked again with a larger cap
+    BudgetModel        the call's worst case reserved against `limits.budget_usd`
+    LedgerModel        every billed call priced and recorded as it happens
+    the model itself   OpenAIChatModel for an endpoint (the embedded server included), or a
+                       ChatModel the application plugged in with Workflow(spec, models=...)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+
+from ..spec import WorkflowSpec
+from . import local
+from .base import ChatModel
+from .budget import Budget, BudgetModel
+from .cutoff import OutputCapModel
+from .fallback import FallbackModel
+from .ledger import Ledger, LedgerModel
+from .openai import ClientPool, OpenAIChatModel, resolve_endpoint
+
+
+async def endpoint_model(spec: WorkflowSpec, name: str, pool: ClientPool) -> ChatModel:
+    """The HTTP model for profile `name`; starts the embedded server for `provider: local`."""
+    profile = spec.models[name]
+    if profile.provider == "local":
+        base_url = await asyncio.to_thread(local.ensure_started)
+        return OpenAIChatModel(name, profile, pool.get(base_url, "local"), base_url)
+    base_url, key = resolve_endpoint(name, profile)
+    return OpenAIChatModel(name, profile, pool.get(base_url, key), base_url)
+
+
+async def connect(
+    spec: WorkflowSpec,
+    plugged: Mapping[str, ChatModel],
+    *,
+    pool: ClientPool,
+    budget: Budget,
+    ledger: Ledger,
+) -> dict[str, ChatModel]:
+    """A wrapped model for every profile a run can use; an unused profile needs no key."""
+    metered: dict[str, ChatModel] = {}
+    for name in sorted(spec.used_profiles() | plugged.keys()):
+        profile = spec.models[name]
+        inner = plugged.get(name) or await endpoint_model(spec, name, pool)
+        recorded = LedgerModel(
+            inner, ledger, profile=name, model=profile.model, price=profile.price
+        )
+        budgeted = BudgetModel(recorded, budget, profile.price)
+        metered[name] = OutputCapModel(budgeted, profile, budgeted=budget.limited)
+    chained: dict[str, ChatModel] = {}
+
+    def with_fallback(name: str) -> ChatModel:
+        # a -> b -> c: a falls back to b, which falls back to c (the spec refuses loops)
+        if name not in chained:
+            fallback = spec.models[name].fallback
+            chained[name] = (
+                FallbackModel(metered[name], with_fallback(fallback))
+                if fallback and fallback in metered
+                else metered[name]
+            )
+        return chained[name]
+
+    return {name: with_fallback(name) for name in metered}

@@ -1,0 +1,249 @@
+"""One run's lifecycle: start or resume it, once, and settle how it ended.
+
+`stream_run` is the one path every run takes (new, resumed, or continued after a decision):
+
+1. open the storage and take the run's lease, so no other process runs it at the same time;
+2. check the request against the checkpoint (a new id must be new, a resumed run must exist,
+   a paused run needs a decision that answers what it waits for);
+3. connect the models with this run's budget (what earlier attempts spent counts) and ledger
+   (every billed call is written to the run log as it happens);
+4. stream the graph, following its state and events;
+5. settle the final status once: completed, failed, budget_exceeded, awaiting_*, or, when a
+   signal stopped it, interrupted (resumable, and nothing finished is paid for again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import socket
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+from langgraph.types import Command
+
+from .errors import BudgetExceededError, RunBusyError, RunError, UsageError
+from .events import CallFinished, Event, PlanReady, RunFinished
+from .graph.build import build_graph
+from .graph.context import RunContext, emit
+from .graph.nodes import graph_steps
+from .graph.review import validate_edit
+from .models.base import CallRecord, ChatModel
+from .models.budget import Budget
+from .models.connect import connect
+from .models.ledger import Ledger
+from .models.openai import ClientPool
+from .result import ErrorInfo, RunResult, Status, Usage
+from .resume import (
+    ABORTED,
+    Decision,
+    Edit,
+    Pause,
+    PlanReview,
+    Question,
+    command_for,
+    read_pause,
+    waiting_message,
+)
+from .spec import WorkflowSpec
+from .storage import RunLog, Storage, open_storage
+from .tracker import RunTracker
+
+LEASE_TTL_S = 30.0  # a lease not renewed for this long (its process hung or died) can be taken
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(4)
+
+
+@dataclass(frozen=True)
+class RunSetup:
+    """What a run needs from its `Workflow`."""
+
+    spec: WorkflowSpec
+    models: Mapping[str, ChatModel]
+    functions: Mapping[str, Callable[..., Any]]
+    home: Path
+
+
+def paused_status(pause: Pause) -> tuple[Status, str | None]:
+    """The status of a run paused at `pause`, and the question it asks (if any)."""
+    if isinstance(pause, Question):
+        return "awaiting_input", pause.message
+    return "awaiting_approval", None
+
+
+@contextlib.asynccontextmanager
+async def leased(storage: Storage, run_id: str) -> AsyncIterator[None]:
+    """Hold the run's lease for the duration, renewing it; refuse if another process has it."""
+    owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+    holder = await storage.runs.acquire_lease(run_id, owner, LEASE_TTL_S)
+    if holder is not None:
+        raise RunBusyError(
+            f"run {run_id} is being run by process {holder.pid} on {holder.host}: wait for it "
+            "to finish (`orchestrator runs` shows its status), then resume it if needed"
+        )
+
+    async def renew() -> None:
+        while True:
+            await asyncio.sleep(LEASE_TTL_S / 3)
+            await storage.runs.renew_lease(run_id, owner, LEASE_TTL_S)
+
+    heartbeat = asyncio.ensure_future(renew())
+    try:
+        yield
+    finally:
+        heartbeat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await heartbeat
+        await asyncio.shield(storage.runs.release_lease(run_id, owner))
+
+
+async def stream_run(
+    setup: RunSetup,
+    run_id: str,
+    *,
+    start: dict[str, Any] | None = None,
+    decision: Decision | None = None,
+) -> AsyncIterator[Event]:
+    """Start (`start` is the graph input), resume (neither), or continue with a `decision`."""
+    async with open_storage(setup.home) as storage, leased(storage, run_id):
+        session = _Session(setup, storage, run_id)
+        graph_input = await session.prepare(start, decision)
+        try:
+            async with contextlib.aclosing(session.events(graph_input, start)) as events:
+                async for event in events:
+                    yield event
+        finally:
+            await session.pool.aclose()
+
+
+class _Session:
+    """One attempt at one run, between taking its lease and giving it back."""
+
+    def __init__(self, setup: RunSetup, storage: Storage, run_id: str) -> None:
+        self.setup, self.storage, self.run_id = setup, storage, run_id
+        self.graph = build_graph(setup.spec, storage.checkpointer)
+        self.config: Any = {"configurable": {"thread_id": run_id}}
+        self.tracker = RunTracker(setup.spec)
+        self.ledger = Ledger(self._record)
+        self.pool = ClientPool()
+
+    async def _record(self, call: CallRecord) -> None:
+        await self.storage.runs.add_call(self.run_id, call)
+        emit(CallFinished(call))
+
+    async def prepare(
+        self, start: dict[str, Any] | None, decision: Decision | None
+    ) -> dict[str, Any] | Command[Any] | None:
+        prior = await self.graph.aget_state(self.config)
+        graph_input = _graph_input(self.setup, self.run_id, prior, start, decision)
+        self.tracker.observe(prior.values)
+        return graph_input
+
+    async def events(
+        self, graph_input: dict[str, Any] | Command[Any] | None, start: dict[str, Any] | None
+    ) -> AsyncGenerator[Event, None]:
+        spec, runs = self.setup.spec, self.storage.runs
+        spent = sum(call.cost_usd for call in await runs.calls(self.run_id))
+        budget = Budget(spec.limits.budget_usd, spent_usd=spent)
+        models = await connect(
+            spec, self.setup.models, pool=self.pool, budget=budget, ledger=self.ledger
+        )
+        context = RunContext(spec, models, budget, self.ledger, self.setup.functions)
+        task = self.tracker.task or cast(dict[str, Any], start)["task"]
+        await runs.start_run(self.run_id, spec.name, spec.source, task)
+        if start is not None and spec.graph is not None:
+            announce = PlanReady(graph_steps(spec), None)
+            self.tracker.see(announce)
+            yield announce
+        outcome = _Outcome()
+        stream = cast(
+            AsyncGenerator[tuple[str, Any], None],
+            self.graph.astream(
+                graph_input, self.config, context=context, stream_mode=["custom", "values"]
+            ),
+        )
+        try:
+            async with contextlib.aclosing(stream):
+                async for mode, payload in stream:
+                    if mode == "values":
+                        self.tracker.observe(payload)
+                        continue
+                    self.tracker.see(payload)
+                    yield payload
+        except BaseException as exc:
+            await outcome.failed(exc, runs, self.run_id)  # re-raises all but a RunError
+        yield RunFinished(await self._finish(outcome))
+
+    async def _finish(self, outcome: _Outcome) -> RunResult:
+        pause = read_pause((await self.graph.aget_state(self.config)).interrupts)
+        status, error, question = outcome.settle(pause, self.tracker.aborted)
+        runs = self.storage.runs
+        await runs.finish_run(self.run_id, status, error.message if error else None)
+        usage = Usage.from_calls(await runs.calls(self.run_id))
+        return self.tracker.result(self.run_id, status, error, usage, question)
+
+
+def _graph_input(
+    setup: RunSetup,
+    run_id: str,
+    prior: Any,
+    start: dict[str, Any] | None,
+    decision: Decision | None,
+) -> dict[str, Any] | Command[Any] | None:
+    """What to stream the graph with, after checking the request against the checkpoint."""
+    if start is not None:
+        if prior.values:
+            raise UsageError(
+                f"run {run_id} already exists: resume it with `orchestrator resume {run_id}`, "
+                "or choose another --run-id"
+            )
+        return start
+    if not prior.values:
+        raise UsageError(f"no run with id {run_id} in {setup.home}")
+    pause = read_pause(prior.interrupts)
+    if decision is None:
+        if pause is not None:
+            raise UsageError(waiting_message(pause, run_id))
+        return None
+    if isinstance(decision, Edit) and isinstance(pause, PlanReview):
+        decision = Edit(validate_edit(decision.plan, setup.spec.limits.max_subproblems))
+    return command_for(pause, decision, run_id)
+
+
+@dataclass
+class _Outcome:
+    """How the graph stream ended, as far as exceptions tell."""
+
+    status: Status = "completed"
+    error: ErrorInfo | None = None
+
+    async def failed(self, exc: BaseException, runs: RunLog, run_id: str) -> None:
+        """Note a failure; a run stopped by a signal (or by its reader) is recorded as
+        interrupted at once, since the cancellation goes on from here."""
+        if isinstance(exc, BudgetExceededError):
+            self.status, self.error = "budget_exceeded", ErrorInfo(exc.type, exc.message)
+        elif isinstance(exc, RunError):
+            self.status, self.error = "failed", ErrorInfo(exc.type, exc.message)
+        else:
+            stopped = isinstance(exc, asyncio.CancelledError | KeyboardInterrupt | GeneratorExit)
+            status = "interrupted" if stopped else "failed"
+            message = "stopped before it finished" if stopped else f"{type(exc).__name__}: {exc}"
+            await asyncio.shield(runs.finish_run(run_id, status, message))
+            raise exc
+
+    def settle(
+        self, pause: Pause | None, aborted: bool
+    ) -> tuple[Status, ErrorInfo | None, str | None]:
+        if self.status == "completed" and pause is not None:
+            status, question = paused_status(pause)
+            return status, None, question
+        if self.status == "completed" and aborted:
+            return "failed", ErrorInfo("PlanRejected", ABORTED), None
+        return self.status, self.error, None
