@@ -134,9 +134,13 @@ class GraphSpec(BaseModel):
     def answer_key(self) -> str:
         if self.output:
             return self.output
+        # The last node that ends the run: an edge to END, else no edge out at all. A node
+        # that a map node runs on each item never ends the run itself.
+        runnable = [n for n in self.nodes if n not in self.mapped]
+        sources = {e.source for e in self.edges}
         to_end = [e.source for e in self.edges if e.to == END]
-        last = to_end[-1] if to_end else list(self.nodes)[-1]
-        return self.output_key(last)
+        to_end = to_end or [n for n in runnable if n not in sources]
+        return self.output_key(to_end[-1] if to_end else runnable[-1])
 
     def iterations(self, name: str) -> int:
         return self.nodes[name].max_iterations or self.max_iterations

@@ -9,6 +9,7 @@ orchestrator.specload, which builds on these models.
 from __future__ import annotations
 
 import difflib
+from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlparse
 
@@ -173,11 +174,18 @@ class WorkflowSpec(BaseModel):
         default_factory=list, description="module:function names python nodes may call."
     )
     _source: str | None = PrivateAttr(None)
+    _base_dir: Path | None = PrivateAttr(None)
 
     @property
     def source(self) -> str | None:
         """The file the spec was read from, if any."""
         return self._source
+
+    @property
+    def base_dir(self) -> Path | None:
+        """Where the graph's prompt files are found: the workflow file's directory, or the
+        `base_dir` given to `WorkflowBuilder.build` (None: the current directory)."""
+        return self._base_dir
 
     def used_profiles(self) -> frozenset[str]:
         """Profiles a run can call, and their fallbacks: every role's in the default pipeline;

@@ -210,15 +210,18 @@ def parse_workflow(
     except ValidationError as exc:
         raise _spec_error(exc, file, builder.lines) from None
     spec._source = file
+    spec._base_dir = base_dir
     return spec
 
 
 def spec_from_dict(data: Mapping[str, Any], *, base_dir: Path | None = None) -> WorkflowSpec:
     """Validate workflow data built in Python (see `WorkflowBuilder`) as if it were YAML."""
     try:
-        return WorkflowSpec.model_validate(dict(data), context={"base_dir": base_dir})
+        spec = WorkflowSpec.model_validate(dict(data), context={"base_dir": base_dir})
     except ValidationError as exc:
         raise _spec_error(exc, None, {}) from None
+    spec._base_dir = base_dir
+    return spec
 
 
 def _shipped_dirs() -> list[Traversable]:

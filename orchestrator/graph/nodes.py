@@ -12,7 +12,6 @@ import inspect
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any, cast
 
 from langgraph.func import task as langgraph_task
@@ -54,13 +53,8 @@ class NodeCall:
     def node(self) -> NodeSpec:
         return self.graph.nodes[self.name]
 
-    @property
-    def base_dir(self) -> Path | None:
-        source = self.ctx.spec.source
-        return Path(source).resolve().parent if source else None
-
     def render(self, ref: str, **more: Any) -> list[Message]:
-        return resolve_prompt(ref, self.base_dir).render(self.scope, **more)
+        return resolve_prompt(ref, self.ctx.spec.base_dir).render(self.scope, **more)
 
 
 def node_route(spec: WorkflowSpec, node: NodeSpec) -> Route:
