@@ -36,6 +36,7 @@ from .events import (
     SubproblemFinished,
     SubproblemStarted,
 )
+from .graphspec import EdgeSpec, GraphSpec, NodeSpec
 from .models.base import (
     CallPurpose,
     CallRecord,
@@ -51,7 +52,7 @@ from .models.wrapper import WrapperModel
 from .result import ErrorInfo, ProfileUsage, RunResult, Status, Usage
 from .resume import Abort, Answer, Approve, Decision, Edit, Pause, PlanReview, Question
 from .runtime import Workflow
-from .spec import Role, WorkflowSpec
+from .spec import Limits, ModelProfile, Price, Role, Roles, WorkflowSpec
 from .specload import load_workflow, parse_workflow, workflow_json_schema
 from .steps import Kind, Route, Step, StepKind, StepResult, StepStatus, SubproblemResult
 
@@ -68,26 +69,33 @@ __all__ = [
     "ChatModel",
     "Decision",
     "DependencyFailed",
+    "EdgeSpec",
     "Edit",
     "EndpointError",
     "ErrorInfo",
     "Event",
     "ExpressionError",
+    "GraphSpec",
     "Kind",
+    "Limits",
     "Message",
     "MessageRole",
     "ModelError",
+    "ModelProfile",
     "ModelResponse",
+    "NodeSpec",
     "OrchestratorError",
     "Pause",
     "PlanError",
     "PlanReady",
     "PlanReview",
+    "Price",
     "ProfileUsage",
     "Question",
     "RequestParams",
     "ResponseFormat",
     "Role",
+    "Roles",
     "Route",
     "RunBusyError",
     "RunError",

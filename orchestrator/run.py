@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import secrets
 import socket
 import time
@@ -57,8 +58,21 @@ from .tracker import RunTracker
 LEASE_TTL_S = 30.0  # a lease not renewed for this long (its process hung or died) can be taken
 
 
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
 def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(4)
+
+
+def check_run_id(run_id: str) -> str:
+    """A run id is shown in commands to copy (`orchestrator resume ID`): keep it plain."""
+    if not _RUN_ID.fullmatch(run_id):
+        raise UsageError(
+            f"run id {run_id[:40]!r} is not allowed: use 1-128 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return run_id
 
 
 @dataclass(frozen=True)
@@ -166,7 +180,13 @@ class _Session:
         stream = cast(
             AsyncGenerator[tuple[str, Any], None],
             self.graph.astream(
-                graph_input, self.config, context=context, stream_mode=["custom", "values"]
+                graph_input,
+                self.config,
+                context=context,
+                stream_mode=["custom", "values"],
+                # Each step starts once the previous step's checkpoint is written: a checkpoint
+                # that cannot be written (a full disk) stops the run before it pays for more.
+                durability="sync",
             ),
         )
         try:

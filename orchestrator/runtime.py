@@ -15,7 +15,7 @@ from .graph.build import build_graph
 from .models.base import ChatModel
 from .result import ErrorInfo, RunResult, Status, Usage
 from .resume import Decision, read_pause
-from .run import RunSetup, new_run_id, paused_status, stream_run
+from .run import RunSetup, check_run_id, new_run_id, paused_status, stream_run
 from .spec import WorkflowSpec
 from .specload import load_workflow
 from .storage import open_storage, orchestrator_home
@@ -94,7 +94,8 @@ class Workflow:
                     "with a human node"
                 )
             start = {**self.spec.graph.state, "task": task}
-        async for event in stream_run(self._setup(), run_id or new_run_id(), start=start):
+        run_id = check_run_id(run_id) if run_id is not None else new_run_id()
+        async for event in stream_run(self._setup(), run_id, start=start):
             yield event
 
     def resume(self, run_id: str, decision: Decision | None = None) -> RunResult:

@@ -330,6 +330,7 @@ def test_usage_and_spec_errors_exit_2(
     assert_error(cli(*args), 2, *needles)
 
 
+@pytest.mark.slow
 def test_permanent_500_fails_with_exit_1_and_keeps_finished_work(
     cli: Any, fake: FakeOpenAI, tmp_path: Path
 ) -> None:
@@ -370,6 +371,7 @@ def test_bad_key_401_exits_2_naming_profile_without_the_key(
 # --- validate, graph, schema -------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_validate_graph_and_schema(cli: Any, tmp_path: Path) -> None:
     wf = write_workflow(tmp_path)
     proc = cli("validate", str(wf))

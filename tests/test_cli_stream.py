@@ -9,7 +9,14 @@ from typing import Any
 
 import pytest
 
-from orchestrator import AnswerRestarted, AnswerToken, RunFinished, Workflow, parse_workflow
+from orchestrator import (
+    AnswerRestarted,
+    AnswerToken,
+    PlanReady,
+    RunFinished,
+    Workflow,
+    parse_workflow,
+)
 from orchestrator.cli.view import LiveRun
 from tests.clirun import run_cli
 from tests.fakeserver import FakeOpenAI, Reply
@@ -94,3 +101,28 @@ def test_live_view_state_restarts_its_answer() -> None:
     for event in (AnswerToken("Five, I"), AnswerRestarted(), AnswerToken("Four"), AnswerToken(".")):
         view.update(event)
     assert view.answer == "Four."
+
+
+def test_text_that_looks_like_rich_markup_is_shown_as_written() -> None:
+    """Ids, tasks, notes and errors come from models and users: `[/x]` must not break a view."""
+    from rich.console import Console
+
+    from orchestrator import ErrorInfo, Route, RunResult, Step, StepResult, Usage
+    from orchestrator.cli.ask import plan_table
+    from orchestrator.cli.render import summary
+    from orchestrator.cli.view import runs_table
+    from orchestrator.storage import RunRow
+
+    odd = "[/nope] [bold]x"
+    step = StepResult(Step(odd, "reason", odd), Route("reason", "p", odd))
+    result = RunResult(
+        odd, "failed", "", (step,), Usage(), ErrorInfo("ModelError", odd), plan_note=odd
+    )
+    view = LiveRun()
+    view.update(PlanReady((step,), odd))
+    console = Console(record=True, width=200)
+    console.print(view.render())
+    console.print(plan_table(result))
+    console.print(runs_table([RunRow(odd, odd, None, odd, "failed", odd, 0.0, 0.0, 0.0)]))
+    summary(console, result)
+    assert console.export_text().count(odd) >= 6

@@ -203,3 +203,11 @@ def test_smallest_valid_satisfies_the_plan_schema() -> None:
     from orchestrator.graph.state import Plan, plan_json_schema
 
     Plan.model_validate(smallest_valid(plan_json_schema(4)))
+
+
+async def test_run_ids_are_plain(tmp_path: Path) -> None:
+    workflow = Workflow(SPEC, models={"writer": TestModel(), "thinker": TestModel()}, home=tmp_path)
+    for bad in ("", "-x", "a b", "a/b", "[/x]", "x" * 129):
+        with pytest.raises(UsageError, match="run id"):
+            await workflow.arun("task", run_id=bad)
+    assert (await workflow.arun("task", run_id="Run_1.a-b")).run_id == "Run_1.a-b"

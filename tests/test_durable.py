@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +45,34 @@ def solve_calls(server: FakeOpenAI, text: str) -> list[Any]:
         if "You solve one subproblem" in r.body["messages"][0]["content"]
         and text in r.body["messages"][-1]["content"].split("Your subproblem:")[-1]
     ]
+
+
+def checkpointed(home: Path, run_id: str) -> set[str]:
+    """The subproblem ids whose results a run's checkpoint holds (a solve task's return value,
+    which begins with the result's id)."""
+    path = home / "checkpoints.sqlite"
+    if not path.exists():
+        return set()
+    with contextlib.closing(sqlite3.connect(path, timeout=5)) as db:
+        try:
+            rows = db.execute(
+                "select value from writes where thread_id = ? and channel = '__return__'",
+                (run_id,),
+            )
+            heads = [bytes(value)[:24] for (value,) in rows]
+        except sqlite3.OperationalError:  # not created yet
+            return set()
+    ids = ("fast1", "fast2", "slow", "last")
+    return {sid for sid in ids if any(sid.encode() in head for head in heads)}
+
+
+def wait_for(condition: Callable[[], bool], proc: subprocess.Popen[bytes]) -> None:
+    """Poll until `condition` holds; fail if the process ends first or 30 s pass."""
+    deadline = time.monotonic() + 30
+    while not condition():
+        assert proc.poll() is None, "the run ended before the condition held"
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.02)  # polling interval, not synchronisation: the condition decides
 
 
 @pytest.fixture
@@ -85,6 +116,7 @@ async def test_run_ids_are_checked(env: Path, fake_openai: FakeOpenAI) -> None:
         await workflow.aresume("nope")
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_then_resume(env: Path, fake_openai: FakeOpenAI) -> None:
     slow_arrivals: list[float] = []
 
@@ -113,10 +145,9 @@ def test_sigkill_mid_run_then_resume(env: Path, fake_openai: FakeOpenAI) -> None
         stderr=subprocess.DEVNULL,
         env={**os.environ, "ORCHESTRATOR_PLAIN": "1"},
     )
-    deadline = time.monotonic() + 30
-    while len(solve_calls(fake_openai, "quick part two")) < 1 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.5)  # fast2 has answered; let the checkpoint write land
+    # Kill once fast2's result is in the checkpoint (and the slow call still in flight).
+    wait_for(lambda: "fast2" in checkpointed(env / "home", "killed"), proc)
+    assert len(slow_arrivals) == 1
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
@@ -148,6 +179,7 @@ def test_sigkill_mid_run_then_resume(env: Path, fake_openai: FakeOpenAI) -> None
     assert missing.returncode == 2 and "no run with id nope" in missing.stderr
 
 
+@pytest.mark.slow
 async def test_many_concurrent_runs_share_the_checkpoint_file(
     env: Path, fake_openai: FakeOpenAI
 ) -> None:

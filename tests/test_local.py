@@ -11,6 +11,7 @@ from orchestrator import Workflow
 from orchestrator.models import local
 
 REPO = Path(__file__).resolve().parents[1]
+pytestmark = [pytest.mark.local, pytest.mark.slow]
 
 
 def test_quickstart_on_the_embedded_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -120,6 +120,7 @@ async def test_timeout_is_retried(fake_openai: FakeOpenAI) -> None:
     assert second.started - first.started >= 0.29 and second.outcome == "ok"
 
 
+@pytest.mark.slow
 def test_cli_survives_transient_failures(fake_openai: FakeOpenAI, tmp_path: Path) -> None:
     fake_openai.enqueue(Fault(status=503, headers=RA0))
     fake_openai.enqueue(Fault(drop=True))
@@ -243,6 +244,7 @@ def echo(status: int, secret: str) -> Fault:
     return Fault(status=status, body={"error": {"message": f"bad key {secret}."}}, headers=RA0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("source", ["env", "literal"])
 async def test_secret_never_leaks(
     fake_openai: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str

@@ -92,6 +92,7 @@ def cli(tmp_path: Path, *args: str, stdin: str, **env: str) -> subprocess.Comple
     )
 
 
+@pytest.mark.slow
 def test_cli_approve_edit_abort(
     workflow: Workflow, fake_openai: FakeOpenAI, tmp_path: Path
 ) -> None:
@@ -117,6 +118,7 @@ def test_cli_approve_edit_abort(
     assert solves(fake_openai)[before:] == ["edited by hand"]
 
 
+@pytest.mark.slow
 def test_cli_paused_run_resumes_later(workflow: Workflow, tmp_path: Path) -> None:
     first = cli(tmp_path, "--run-id", "later", stdin="")  # nobody answered
     assert first.returncode == 2 and "needs a decision" in first.stderr

@@ -11,21 +11,22 @@ import tempfile
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
 from ..errors import UsageError
 from ..result import RunResult
 from ..resume import Abort, Answer, Approve, Edit
-from .view import wide_console
+from .view import add_row, wide_console
 
 QUESTION = "approve, edit or abort? [a/e/x] "
 
 
 def plan_table(result: RunResult) -> Table:
-    table = Table(title=f"plan of run {result.run_id}")
+    table = Table(title=Text(f"plan of run {result.run_id}"))
     for column in ("id", "kind", "profile (model)", "depends on", "task"):
         table.add_column(column)
     for s in result.subproblems:
-        table.add_row(s.id, s.kind, f"{s.profile} ({s.model})", ", ".join(s.depends_on), s.task)
+        add_row(table, s.id, s.kind, f"{s.profile} ({s.model})", ", ".join(s.depends_on), s.task)
     return table
 
 
@@ -34,7 +35,7 @@ def ask_decision(result: RunResult) -> Approve | Edit | Abort:
     err = wide_console(stderr=True)
     err.print(plan_table(result))
     if result.plan_note:
-        err.print(f"note: {result.plan_note}", highlight=False)
+        err.print(f"note: {result.plan_note}", highlight=False, markup=False)
     while True:
         err.print(QUESTION, end="")
         line = sys.stdin.readline()
@@ -47,7 +48,7 @@ def ask_decision(result: RunResult) -> Approve | Edit | Abort:
             return Abort()
         if answer in ("e", "edit"):
             return Edit(edit_plan(result))
-        err.print(f"'{answer}' is not one of approve, edit, abort")
+        err.print(f"'{answer}' is not one of approve, edit, abort", markup=False)
 
 
 def edit_plan(result: RunResult) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 
 from ..events import Event, RunFinished, SubproblemFinished
 from ..result import RunResult
@@ -122,11 +123,13 @@ async def _plain(events: AsyncIterator[Event]) -> RunResult:
 
 
 def summary(console: Console, result: RunResult) -> None:
+    # soft_wrap: a long note or error stays one line (rich would wrap it at the console width).
     if result.plan_note:
-        console.print(f"[yellow]note:[/] {result.plan_note}", highlight=False)
+        note = escape(result.plan_note)  # it quotes model output: never read it as markup
+        console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
     console.print(usage_table(result.usage))
     status = "green" if result.status == "completed" else "red"
-    line = f"run {result.run_id}: [{status}]{result.status}[/]"
+    line = f"run {escape(result.run_id)}: [{status}]{result.status}[/]"
     if result.error:
-        line += f" ({result.error.type}: {result.error.message})"
-    console.print(line, highlight=False)
+        line += f" ({result.error.type}: {escape(result.error.message)})"
+    console.print(line, highlight=False, soft_wrap=True)

@@ -26,6 +26,12 @@ from ..steps import StepResult
 from ..storage import RunRow
 
 
+def add_row(table: Table, *cells: str | Text) -> None:
+    """A row shown as written: ids, tasks and names come from models and users, and rich would
+    read `[...]` in them as markup (and fail on a stray `[/x]`)."""
+    table.add_row(*(Text(cell) if isinstance(cell, str) else cell for cell in cells))
+
+
 def wide_console(*, stderr: bool = False) -> Console:
     """A console at least 120 columns wide: piped output would otherwise wrap at 80."""
     return Console(stderr=stderr, width=max(Console(stderr=stderr).width, 120))
@@ -89,7 +95,8 @@ class LiveRun:
         table.add_column("task", ratio=1, overflow="ellipsis", no_wrap=True)
         for row in self.rows.values():
             tokens, cost = self.spent.get(row.id, (0, 0.0))
-            table.add_row(
+            add_row(
+                table,
                 row.id,
                 row.kind,
                 f"{row.profile} ({row.model})" if row.profile else "",
@@ -111,7 +118,8 @@ def usage_table(usage: Usage) -> Table:
     for column in ("profile", "model", "calls", "input", "cached", "output", "reasoning", "cost $"):
         table.add_column(column, justify="left" if column in ("profile", "model") else "right")
     for name, p in usage.by_profile.items():
-        table.add_row(
+        add_row(
+            table,
             name,
             p.model,
             str(p.calls),
@@ -131,7 +139,8 @@ def runs_table(rows: list[RunRow]) -> Table:
     now = time.time()
     for row in rows:
         style = _STATUS_STYLE.get({"completed": "done"}.get(row.status, row.status), "")
-        table.add_row(
+        add_row(
+            table,
             row.run_id,
             row.workflow,
             Text(row.status, style=style),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ from .context import RunContext, emit, role_route
 from .state import Plan, RunState, plan_json_schema
 
 MAX_REPLANS = 2
+SHOWN = 8  # most ids (or repairs) one message lists: a runaway plan's errors stay short
 
 
 @dataclass(frozen=True)
@@ -54,9 +56,9 @@ def check_plan(plan: Plan, max_subproblems: int) -> Checked:
     if len(items) > max_subproblems:
         errors.append(f"the plan has {len(items)} subproblems; the limit is {max_subproblems}")
     ids = [s.id for s in items]
-    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    duplicates = sorted(i for i, n in Counter(ids).items() if n > 1)  # linear: plans can be huge
     if duplicates:
-        errors.append(f"duplicate subproblem ids: {', '.join(duplicates)}")
+        errors.append(f"duplicate subproblem ids: {few(duplicates, ', ')}")
     known = set(ids)
     steps: list[Step] = []
     for s in items:
@@ -70,8 +72,23 @@ def check_plan(plan: Plan, max_subproblems: int) -> Checked:
                 deps.append(dep)
         steps.append(Step(s.id, s.kind, s.task, tuple(deps)))
     if not duplicates and (cycle := find_cycle(steps)):
-        errors.append("dependency cycle: " + " -> ".join(cycle))
+        errors.append(describe_cycle(cycle))
     return Checked(tuple(steps), tuple(errors), tuple(repairs))
+
+
+def few(items: list[str], sep: str) -> str:
+    """`items` joined by `sep`, or the first few of them and how many more."""
+    if len(items) <= SHOWN:
+        return sep.join(items)
+    return f"{sep.join(items[:SHOWN])}{sep}... ({len(items) - SHOWN} more)"
+
+
+def describe_cycle(cycle: list[str]) -> str:
+    """A closed path of ids as an error; a long one by its start and its length."""
+    if len(cycle) <= SHOWN + 1:
+        return "dependency cycle: " + " -> ".join(cycle)
+    shown = " -> ".join(cycle[:SHOWN])
+    return f"dependency cycle through {len(cycle) - 1} subproblems: {shown} -> ... -> {cycle[-1]}"
 
 
 def find_cycle(steps: list[Step]) -> list[str] | None:
@@ -148,7 +165,7 @@ async def make_plan(
         problems = list(checked.errors)
     if checked is not None and not checked.errors:
         steps = checked.steps
-        note = "plan repaired: " + "; ".join(checked.repairs) if checked.repairs else None
+        note = "plan repaired: " + few(list(checked.repairs), "; ") if checked.repairs else None
     elif spec.limits.on_plan_failure == "fail":
         raise PlanError(f"no valid plan after {MAX_REPLANS} re-plans: {'; '.join(problems)}")
     else:
