@@ -34,15 +34,17 @@ class SubproblemStarted:
     """A step is about to call its model (or, for a graph node without one, to run)."""
 
     step: Step
+    """What is being solved: id, kind, task, dependencies."""
     route: Route
     """The profile and model that answer it, and why."""
 
 
 @dataclass(frozen=True)
 class SubproblemFinished:
-    """A step ended: `result.status` is `done` or `failed` (then `result.error` says why)."""
+    """A step ended."""
 
     result: StepResult
+    """Its status (`done` or `failed`, then `error` says why), answer, trace, usage and cost."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class CallFinished:
     """One billed model call (plan, solve, synthesize or a graph node), failed ones included."""
 
     call: CallRecord
+    """Profile, model, purpose, the step it was made for, tokens, cost, latency, start time."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,7 @@ class AnswerToken:
     """A piece of the final answer's visible text, as the synthesizer streams it."""
 
     text: str
+    """The next characters of the answer (never reasoning)."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,7 @@ class RunFinished:
     """The run stopped: completed, failed, over budget, or paused for a decision."""
 
     result: RunResult
+    """The run's outcome, exactly what `--json` prints (plus traces and notes)."""
 
 
 Event = (

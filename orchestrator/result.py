@@ -16,7 +16,11 @@ Status = Literal["completed", "failed", "budget_exceeded", "awaiting_approval", 
 
 @dataclass(frozen=True)
 class ProfileUsage:
-    """Every call one profile made in a run, added up."""
+    """Every call one profile made in a run, added up.
+
+    `estimated` is true when some call's endpoint reported no usage: its tokens were estimated
+    from the text and its cost is that call's worst case.
+    """
 
     model: str
     calls: int = 0
@@ -25,9 +29,11 @@ class ProfileUsage:
     output_tokens: int = 0
     reasoning_tokens: int = 0
     cost_usd: float = 0.0
+    estimated: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        """The `--json` shape; `"estimated": true` is added only when some usage was."""
+        out: dict[str, Any] = {
             "model": self.model,
             "calls": self.calls,
             "input_tokens": self.input_tokens,
@@ -36,6 +42,20 @@ class ProfileUsage:
             "reasoning_tokens": self.reasoning_tokens,
             "cost_usd": round(self.cost_usd, 8),
         }
+        return {**out, "estimated": True} if self.estimated else out
+
+    def add(self, call: CallRecord) -> ProfileUsage:
+        u = call.usage
+        return ProfileUsage(
+            self.model,
+            self.calls + 1,
+            self.input_tokens + u.input_tokens,
+            self.cached_input_tokens + u.cached_input_tokens,
+            self.output_tokens + u.output_tokens,
+            self.reasoning_tokens + u.reasoning_tokens,
+            self.cost_usd + call.cost_usd,
+            self.estimated or u.estimated,
+        )
 
 
 @dataclass(frozen=True)
@@ -47,27 +67,11 @@ class Usage:
 
     @classmethod
     def from_calls(cls, calls: Iterable[CallRecord]) -> Usage:
-        totals: dict[str, dict[str, Any]] = {}
+        by_profile: dict[str, ProfileUsage] = {}
         for call in calls:
-            t = totals.setdefault(
-                call.profile,
-                {
-                    "model": call.model,
-                    "calls": 0,
-                    "input_tokens": 0,
-                    "cached_input_tokens": 0,
-                    "output_tokens": 0,
-                    "reasoning_tokens": 0,
-                    "cost_usd": 0.0,
-                },
+            by_profile[call.profile] = by_profile.get(call.profile, ProfileUsage(call.model)).add(
+                call
             )
-            t["calls"] += 1
-            t["input_tokens"] += call.usage.input_tokens
-            t["cached_input_tokens"] += call.usage.cached_input_tokens
-            t["output_tokens"] += call.usage.output_tokens
-            t["reasoning_tokens"] += call.usage.reasoning_tokens
-            t["cost_usd"] += call.cost_usd
-        by_profile = {name: ProfileUsage(**t) for name, t in totals.items()}
         return cls(sum(p.cost_usd for p in by_profile.values()), by_profile)
 
     def to_dict(self) -> dict[str, Any]:

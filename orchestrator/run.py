@@ -210,6 +210,24 @@ class _Session:
         return self.tracker.result(self.run_id, status, error, usage, question)
 
 
+async def inspect_run(setup: RunSetup, run_id: str) -> RunResult:
+    """A run as it stands, without running anything: its status is settled the same way a
+    run's own end is, from how it last ended (the run log) and what it waits for."""
+    async with open_storage(setup.home) as storage:
+        row = await storage.runs.get_run(run_id)
+        snapshot = await build_graph(setup.spec, storage.checkpointer).aget_state(
+            {"configurable": {"thread_id": run_id}}
+        )
+        calls = await storage.runs.calls(run_id)
+    if row is None or not snapshot.values:
+        raise UsageError(f"no run with id {run_id} in {setup.home}")
+    tracker = RunTracker(setup.spec)
+    tracker.observe(snapshot.values)
+    outcome = _Outcome.from_log(row.status, row.error)
+    status, error, question = outcome.settle(read_pause(snapshot.interrupts), tracker.aborted)
+    return tracker.result(run_id, status, error, Usage.from_calls(calls), question)
+
+
 def _graph_input(
     setup: RunSetup,
     run_id: str,
@@ -244,6 +262,16 @@ class _Outcome:
     status: Status = "completed"
     error: ErrorInfo | None = None
 
+    @classmethod
+    def from_log(cls, status: str, error: str | None) -> _Outcome:
+        """How an attempt ended, as the run log recorded it (a paused run: as completed, so the
+        pause decides; a failed, stopped or killed one: unfinished)."""
+        if status == "completed" or status.startswith("awaiting_"):
+            return cls()
+        if status == "budget_exceeded":
+            return cls("budget_exceeded", ErrorInfo("BudgetExceededError", error or status))
+        return cls("failed", ErrorInfo("Unfinished", error or f"run is {status}"))
+
     async def failed(self, exc: BaseException, runs: RunLog, run_id: str) -> None:
         """Note a failure; a run stopped by a signal (or by its reader) is recorded as
         interrupted at once, since the cancellation goes on from here."""
@@ -264,6 +292,6 @@ class _Outcome:
         if self.status == "completed" and pause is not None:
             status, question = paused_status(pause)
             return status, None, question
-        if self.status == "completed" and aborted:
+        if aborted:  # the plan was rejected: nothing else ran
             return "failed", ErrorInfo("PlanRejected", ABORTED), None
         return self.status, self.error, None

@@ -11,15 +11,13 @@ from typing import Any
 from .diagram import mermaid
 from .errors import UsageError
 from .events import Event, RunFinished
-from .graph.build import build_graph
 from .models.base import ChatModel
-from .result import ErrorInfo, RunResult, Status, Usage
-from .resume import Decision, read_pause
-from .run import RunSetup, check_run_id, new_run_id, paused_status, stream_run
+from .result import RunResult
+from .resume import Decision
+from .run import RunSetup, check_run_id, inspect_run, new_run_id, stream_run
 from .spec import WorkflowSpec
 from .specload import load_workflow
-from .storage import open_storage, orchestrator_home
-from .tracker import RunTracker
+from .storage import orchestrator_home
 
 
 class Workflow:
@@ -119,25 +117,7 @@ class Workflow:
 
     async def ainspect(self, run_id: str) -> RunResult:
         """A run as it stands (plan, finished subproblems, cost), without running anything."""
-        async with open_storage(self.home) as storage:
-            row = await storage.runs.get_run(run_id)
-            snapshot = await build_graph(self.spec, storage.checkpointer).aget_state(
-                {"configurable": {"thread_id": run_id}}
-            )
-            calls = await storage.runs.calls(run_id)
-        if row is None or not snapshot.values:
-            raise UsageError(f"no run with id {run_id} in {self.home}")
-        tracker = RunTracker(self.spec)
-        tracker.observe(snapshot.values)
-        pause = read_pause(snapshot.interrupts)
-        status: Status = "failed"
-        question = None
-        if pause is not None:
-            status, question = paused_status(pause)
-        elif row.status in ("completed", "budget_exceeded"):
-            status = "completed" if row.status == "completed" else "budget_exceeded"
-        error = ErrorInfo("Unfinished", f"run is {row.status}") if status == "failed" else None
-        return tracker.result(run_id, status, error, Usage.from_calls(calls), question)
+        return await inspect_run(self._setup(), run_id)
 
 
 def _blocking(coro: Coroutine[Any, Any, RunResult], method: str) -> RunResult:

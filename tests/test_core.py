@@ -211,3 +211,16 @@ async def test_run_ids_are_plain(tmp_path: Path) -> None:
         with pytest.raises(UsageError, match="run id"):
             await workflow.arun("task", run_id=bad)
     assert (await workflow.arun("task", run_id="Run_1.a-b")).run_id == "Run_1.a-b"
+
+
+async def test_estimated_usage_is_marked_in_the_result_and_json(tmp_path: Path) -> None:
+    from orchestrator import ModelResponse, TokenUsage
+
+    guess = ModelResponse("hi", usage=TokenUsage(10, 0, 5, estimated=True))
+    writer = TestModel([json.dumps({"subproblems": plan(("s1", "generate", []))}), guess, "done"])
+    workflow = Workflow(SPEC, models={"writer": writer, "thinker": TestModel()}, home=tmp_path)
+    result = await workflow.arun("task")
+    writer_usage = result.usage.by_profile["writer"]
+    assert writer_usage.estimated and result.to_dict()["usage"]["by_profile"]["writer"]["estimated"]
+    assert result.subproblems[0].usage.estimated
+    assert "estimated" not in result.to_dict()["usage"]["by_profile"].get("thinker", {})

@@ -114,20 +114,22 @@ class LiveRun:
 
 
 def usage_table(usage: Usage) -> Table:
+    """Per profile; `~` marks counts estimated because the endpoint reported no usage."""
     table = Table(title=f"usage · total ${usage.cost_usd:.6f}")
     for column in ("profile", "model", "calls", "input", "cached", "output", "reasoning", "cost $"):
         table.add_column(column, justify="left" if column in ("profile", "model") else "right")
     for name, p in usage.by_profile.items():
+        mark = "~" if p.estimated else ""
         add_row(
             table,
             name,
             p.model,
             str(p.calls),
-            str(p.input_tokens),
+            f"{mark}{p.input_tokens}",
             str(p.cached_input_tokens),
-            str(p.output_tokens),
+            f"{mark}{p.output_tokens}",
             str(p.reasoning_tokens),
-            f"{p.cost_usd:.6f}",
+            f"{mark}{p.cost_usd:.6f}",
         )
     return table
 
