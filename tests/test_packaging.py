@@ -37,3 +37,7 @@ def test_wheel_ships_graphs_and_prompts(tmp_path: Path) -> None:
         assert f"orchestrator/_graphs/{path.name}" in names
     for path in (REPO / "prompts").glob("*.md"):
         assert f"orchestrator/_prompts/{path.name}" in names
+    # Every module of the package is in the wheel (a subpackage missing from pyproject's
+    # `packages` list would be silently left out).
+    for path in (REPO / "orchestrator").rglob("*.py"):
+        assert path.relative_to(REPO).as_posix() in names
