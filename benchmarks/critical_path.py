@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import re
+import ssl
 import statistics
 import sys
 import tempfile
@@ -23,6 +25,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any, TypedDict, cast
 
+import httpx
 import openai
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
@@ -31,11 +34,11 @@ from openai.types.chat import ChatCompletionMessageParam
 import orchestrator
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests import fakeserver
+from tests import fakehttp
 from tests.fakeserver import FakeOpenAI, Recorded
 
 PLAN_S = SYNTH_S = 0.4
-REPS = 3
+REPS = 5
 TARGET = 1.2
 TASK = "Write a short report"
 WORKFLOW = """
@@ -128,8 +131,19 @@ class NaiveState(TypedDict, total=False):
     results: Annotated[dict[str, str], lambda a, b: {**a, **b}]
 
 
+@functools.cache
+def ssl_context() -> ssl.SSLContext:
+    """One per process, as orchestrator's ClientPool has it."""
+    return httpx.create_ssl_context()
+
+
 async def run_naive(_: list[Sub]) -> None:
-    client = openai.AsyncOpenAI(base_url=os.environ["OPENAI_BASE_URL"], max_retries=0)
+    client = openai.AsyncOpenAI(  # built as orchestrator's ClientPool builds its clients
+        base_url=os.environ["OPENAI_BASE_URL"],
+        api_key=os.environ["OPENAI_API_KEY"],
+        max_retries=0,
+        http_client=openai.DefaultAsyncHttpxClient(verify=ssl_context()),
+    )
 
     async def ask(model: str, text: str, **extra: Any) -> str:
         messages: list[ChatCompletionMessageParam] = [{"role": "user", "content": text}]
@@ -198,9 +212,9 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument("--keep-nagle", action="store_true", help="keep the fake server's delay")
     args = parser.parse_args()
-    # tests/fakeserver.py sends headers and body in two writes without TCP_NODELAY: on a reused
-    # connection Nagle + delayed ACK hold each response ~40 ms. Real endpoints do not.
-    fakeserver._Handler.disable_nagle_algorithm = not args.keep_nagle
+    # tests/fakehttp.py sends headers and body in two writes: with Nagle on, a reused
+    # connection holds each response ~40 ms (delayed ACK). Real endpoints do not.
+    fakehttp.Handler.disable_nagle_algorithm = not args.keep_nagle
     rows: dict[str, dict[str, Any]] = {}
     with FakeOpenAI() as server, tempfile.TemporaryDirectory() as home:
         os.environ.update(

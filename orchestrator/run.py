@@ -26,11 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 
 from .errors import BudgetExceededError, RunBusyError, RunError, UsageError
 from .events import CallFinished, Event, PlanReady, RunFinished
-from .graph.build import build_graph
 from .graph.context import RunContext, emit
 from .graph.nodes import graph_steps
 from .graph.review import validate_edit
@@ -83,6 +83,12 @@ class RunSetup:
     models: Mapping[str, ChatModel]
     functions: Mapping[str, Callable[..., Any]]
     home: Path
+    graph: CompiledStateGraph[Any, RunContext, Any, Any]
+    """The workflow's graph, compiled once without a checkpointer; each run uses a copy bound
+    to its storage's (compiling it again per run cost about 4 ms)."""
+
+    def bound_graph(self, storage: Storage) -> CompiledStateGraph[Any, RunContext, Any, Any]:
+        return self.graph.copy(update={"checkpointer": storage.checkpointer})
 
 
 def paused_status(pause: Pause) -> tuple[Status, str | None]:
@@ -142,7 +148,7 @@ class _Session:
 
     def __init__(self, setup: RunSetup, storage: Storage, run_id: str) -> None:
         self.setup, self.storage, self.run_id = setup, storage, run_id
-        self.graph = build_graph(setup.spec, storage.checkpointer)
+        self.graph = setup.bound_graph(storage)
         self.config: Any = {"configurable": {"thread_id": run_id}}
         self.tracker = RunTracker(setup.spec)
         self.ledger = Ledger(self._record)
@@ -215,7 +221,7 @@ async def inspect_run(setup: RunSetup, run_id: str) -> RunResult:
     run's own end is, from how it last ended (the run log) and what it waits for."""
     async with open_storage(setup.home) as storage:
         row = await storage.runs.get_run(run_id)
-        snapshot = await build_graph(setup.spec, storage.checkpointer).aget_state(
+        snapshot = await setup.bound_graph(storage).aget_state(
             {"configurable": {"thread_id": run_id}}
         )
         calls = await storage.runs.calls(run_id)

@@ -8,9 +8,13 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any
 
+from langgraph.graph.state import CompiledStateGraph
+
 from .diagram import mermaid
 from .errors import UsageError
 from .events import Event, RunFinished
+from .graph.build import build_graph
+from .graph.context import RunContext
 from .models.base import ChatModel
 from .result import RunResult
 from .resume import Decision
@@ -46,6 +50,7 @@ class Workflow:
         if unknown:
             raise UsageError(f"models given for unknown profiles: {', '.join(sorted(unknown))}")
         self._home = Path(home) if home is not None else None
+        self._graph: CompiledStateGraph[Any, RunContext, Any, Any] | None = None
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike[str], **kwargs: Any) -> Workflow:
@@ -63,7 +68,9 @@ class Workflow:
         return mermaid(self.spec)
 
     def _setup(self) -> RunSetup:
-        return RunSetup(self.spec, self._models, self.functions, self.home)
+        if self._graph is None:
+            self._graph = build_graph(self.spec)
+        return RunSetup(self.spec, self._models, self.functions, self.home, self._graph)
 
     def run(self, task: str, *, run_id: str | None = None, approve_plan: bool = False) -> RunResult:
         """Run a task to the end (blocking). Use `arun` inside an event loop."""
