@@ -29,7 +29,7 @@ from typing import Any, cast
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 
-from .errors import BudgetExceededError, RunBusyError, RunError, UsageError
+from .errors import BudgetExceededError, RunBusyError, RunError, StorageError, UsageError
 from .events import CallFinished, Event, PlanReady, RunFinished
 from .graph.context import RunContext, emit
 from .graph.nodes import graph_steps
@@ -112,7 +112,10 @@ async def leased(storage: Storage, run_id: str) -> AsyncIterator[None]:
     async def renew() -> None:
         while True:
             await asyncio.sleep(LEASE_TTL_S / 3)
-            await storage.runs.renew_lease(run_id, owner, LEASE_TTL_S)
+            try:
+                await storage.runs.renew_lease(run_id, owner, LEASE_TTL_S)
+            except StorageError:
+                return  # the run's own writes fail the same way, and end it with that message
 
     heartbeat = asyncio.ensure_future(renew())
     try:
