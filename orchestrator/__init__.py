@@ -49,12 +49,21 @@ from .models.base import (
     TokenUsage,
 )
 from .models.wrapper import WrapperModel
-from .result import ErrorInfo, ProfileUsage, RunResult, Status, Usage
+from .result import Counterfactual, ErrorInfo, ProfileUsage, RunResult, Status, Usage
 from .resume import Abort, Answer, Approve, Decision, Edit, Pause, PlanReview, Question
 from .runtime import Workflow
 from .spec import Limits, ModelProfile, Price, Role, Roles, WorkflowSpec
 from .specload import load_workflow, parse_workflow, workflow_json_schema
-from .steps import Kind, Route, Step, StepKind, StepResult, StepStatus, SubproblemResult
+from .steps import (
+    CheckResult,
+    Kind,
+    Route,
+    Step,
+    StepKind,
+    StepResult,
+    StepStatus,
+    SubproblemResult,
+)
 
 __all__ = [
     "Abort",
@@ -67,6 +76,8 @@ __all__ = [
     "CallPurpose",
     "CallRecord",
     "ChatModel",
+    "CheckResult",
+    "Counterfactual",
     "Decision",
     "DependencyFailed",
     "EdgeSpec",

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .models.base import CallRecord
+from .models.pricing import reprice
+from .spec import WorkflowSpec
 from .steps import StepResult
 
 # awaiting_approval: stopped after planning (approve_plan) until `resume` gives a decision.
@@ -59,26 +61,68 @@ class ProfileUsage:
 
 
 @dataclass(frozen=True)
-class Usage:
-    """A run's cost: the total, and per profile."""
+class Counterfactual:
+    """What the same run would have cost with every call on the reasoning profile, and with
+    every call on the generative one — an estimate, from the run's own tokens.
 
-    cost_usd: float = 0.0
-    by_profile: dict[str, ProfileUsage] = field(default_factory=dict)
+    Each billed call's tokens are priced at the other profile's rates (cached tokens at its
+    cached rate). Re-priced on a profile that does not reason, a call's reasoning tokens are
+    dropped; re-priced on one that does, no thinking is added — so `all_reason_usd` is a lower
+    bound: a reasoning model would also have thought about what the cheap one answered.
+    """
+
+    all_reason_usd: float
+    all_generate_usd: float
+    reason_profile: str
+    generate_profile: str
 
     @classmethod
-    def from_calls(cls, calls: Iterable[CallRecord]) -> Usage:
-        by_profile: dict[str, ProfileUsage] = {}
-        for call in calls:
-            by_profile[call.profile] = by_profile.get(call.profile, ProfileUsage(call.model)).add(
-                call
-            )
-        return cls(sum(p.cost_usd for p in by_profile.values()), by_profile)
+    def of(cls, calls: Iterable[CallRecord], spec: WorkflowSpec) -> Counterfactual:
+        (reason, r), (generate, g) = spec.profile_for("reason"), spec.profile_for("generate")
+        calls = list(calls)
+        return cls(
+            sum(reprice(c.usage, r.price, reasoning=r.reasoning) for c in calls),
+            sum(reprice(c.usage, g.price, reasoning=g.reasoning) for c in calls),
+            reason,
+            generate,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "all_reason_usd": round(self.all_reason_usd, 8),
+            "all_generate_usd": round(self.all_generate_usd, 8),
+            "reason_profile": self.reason_profile,
+            "generate_profile": self.generate_profile,
+            "estimate": True,
+        }
+
+
+@dataclass(frozen=True)
+class Usage:
+    """A run's cost: the total, per profile, and (for a workflow's run) the counterfactual."""
+
+    cost_usd: float = 0.0
+    by_profile: dict[str, ProfileUsage] = field(default_factory=dict)
+    counterfactual: Counterfactual | None = None
+
+    @classmethod
+    def from_calls(cls, calls: Iterable[CallRecord], spec: WorkflowSpec | None = None) -> Usage:
+        calls = list(calls)
+        by_profile: dict[str, ProfileUsage] = {}
+        for call in calls:
+            usage = by_profile.get(call.profile, ProfileUsage(call.model))
+            by_profile[call.profile] = usage.add(call)
+        counterfactual = Counterfactual.of(calls, spec) if spec is not None else None
+        return cls(sum(p.cost_usd for p in by_profile.values()), by_profile, counterfactual)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
             "cost_usd": round(self.cost_usd, 8),
             "by_profile": {name: p.to_dict() for name, p in self.by_profile.items()},
         }
+        if self.counterfactual is not None:
+            out["counterfactual"] = self.counterfactual.to_dict()
+        return out
 
 
 @dataclass(frozen=True)

@@ -215,7 +215,7 @@ class _Session:
         status, error, question = outcome.settle(pause, self.tracker.aborted)
         runs = self.storage.runs
         await runs.finish_run(self.run_id, status, error.message if error else None)
-        usage = Usage.from_calls(await runs.calls(self.run_id))
+        usage = Usage.from_calls(await runs.calls(self.run_id), self.setup.spec)
         return self.tracker.result(self.run_id, status, error, usage, question)
 
 
@@ -234,7 +234,7 @@ async def inspect_run(setup: RunSetup, run_id: str) -> RunResult:
     tracker.observe(snapshot.values)
     outcome = _Outcome.from_log(row.status, row.error)
     status, error, question = outcome.settle(read_pause(snapshot.interrupts), tracker.aborted)
-    return tracker.result(run_id, status, error, Usage.from_calls(calls), question)
+    return tracker.result(run_id, status, error, Usage.from_calls(calls, setup.spec), question)
 
 
 def _graph_input(

@@ -50,18 +50,78 @@ class Step:
 
 
 @dataclass(frozen=True)
-class Route:
-    """Who answers a step, and why.
+class CheckResult:
+    """What a policy's check decided about an answer.
 
-    `role` is the workflow role whose profile answers (None for graph nodes that call no
-    model); `why` says what decided it: `kind: reason`, `budget: degraded to generate`,
-    `node profile`, ...
+    `check` is `judge`, `agree`, `python` or `schema`; `score` is the share of samples that
+    agreed (`agree`), else None; `feedback` says what was wrong, for the escalation prompt.
+    """
+
+    check: str
+    passed: bool
+    feedback: str = ""
+    score: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "check": self.check,
+            "passed": self.passed,
+            "feedback": self.feedback,
+            "score": self.score,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CheckResult:
+        return cls(str(data["check"]), bool(data["passed"]), data.get("feedback") or "",
+                   data.get("score"))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Route:
+    """Who answered a step, and why: the record of every allocation decision.
+
+    `role` is the workflow role whose profile gave the answer (None for graph nodes that call
+    no model); `why` says what decided it (`kind: reason`, `budget: degraded to generate`,
+    `check failed: escalated`, ...). `policy` names the policy that decided; `samples` is how
+    many answers were drawn for the final one; `checks` are the checks made, in order (one per
+    answer checked); `escalations` is how many times the step moved to a stronger role or
+    effort.
     """
 
     role: Role | None
     profile: str
     model: str
     why: str = ""
+    policy: str = "label"
+    samples: int = 1
+    checks: tuple[CheckResult, ...] = ()
+    escalations: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The `route` record of a subproblem in `--json`."""
+        return {
+            "policy": self.policy,
+            "role": self.role,
+            "profile": self.profile,
+            "model": self.model,
+            "why": self.why,
+            "samples": self.samples,
+            "checks": [c.to_dict() for c in self.checks],
+            "escalations": self.escalations,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Route:
+        return cls(
+            role=data.get("role"),
+            profile=data.get("profile") or "",
+            model=data.get("model") or "",
+            why=data.get("why") or "",
+            policy=data.get("policy") or "label",
+            samples=int(data.get("samples") or 1),
+            checks=tuple(CheckResult.from_dict(c) for c in data.get("checks") or ()),
+            escalations=int(data.get("escalations") or 0),
+        )
 
 
 @dataclass(frozen=True)
@@ -115,6 +175,7 @@ class StepResult:
             "model": self.model,
             "status": self.status,
             "output": self.output,
+            "route": self.route.to_dict(),
         }
 
     def to_state(self) -> dict[str, Any]:
@@ -122,10 +183,7 @@ class StepResult:
         u = self.usage
         return {
             **self.step.to_dict(),
-            "role": self.route.role,
-            "profile": self.route.profile,
-            "model": self.route.model,
-            "why": self.route.why,
+            "route": self.route.to_dict(),
             "status": self.status,
             "output": self.output,
             "trace": self.trace,
@@ -144,7 +202,8 @@ class StepResult:
         i, c, o, r = (int(n) for n in data.get("usage") or (0, 0, 0, 0))
         return cls(
             step=step,
-            route=Route(data.get("role"), data["profile"], data["model"], data.get("why") or ""),
+            # checkpoints before routes were records kept role/profile/model/why at the top
+            route=Route.from_dict(data.get("route") or data),
             status=data["status"],
             output=data.get("output") or "",
             trace=data.get("trace"),

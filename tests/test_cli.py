@@ -46,7 +46,7 @@ CYCLIC = {
     ]
 }
 TASK = "Choose a database for a small analytics service."
-SUBPROBLEM_KEYS = {"id", "kind", "profile", "model", "status", "output"}
+SUBPROBLEM_KEYS = {"id", "kind", "profile", "model", "status", "output", "route"}
 PROFILE_KEYS = {
     "model",
     "calls",
@@ -257,13 +257,28 @@ def test_run_json_contract_routing_traces_and_cost(
     # Cost: the formula over the usage the server billed, with the cached price mattering.
     calls = {m: sum(r.model == m for r in fake.requests) for m in (THINKER, WRITER)}
     usage = result["usage"]
-    assert set(usage) == {"cost_usd", "by_profile"}
+    assert set(usage) == {"cost_usd", "by_profile", "counterfactual"}
     assert set(usage["by_profile"]) == {"thinker", "writer"}
     assert all(set(p) == PROFILE_KEYS for p in usage["by_profile"].values())
     assert usage["by_profile"]["thinker"] == expected_profile(THINKER, calls[THINKER])
     assert usage["by_profile"]["writer"] == expected_profile(WRITER, calls[WRITER])
     total = sum(expected_profile(m, n)["cost_usd"].expected for m, n in calls.items())
     assert usage["cost_usd"] == pytest.approx(total, abs=1e-8)
+
+    # Counterfactual: every billed call's tokens at one profile's prices; the writer does not
+    # reason, so the thinker's reasoning tokens are dropped when re-priced at its rates.
+    def at(model: str, prompt: int, cached: int, out: int) -> float:
+        p_in, p_cached, p_out = PRICE[model]
+        return ((prompt - cached) * p_in + cached * p_cached + out * p_out) / 1e6
+
+    billed = [BILLED[m] for m in (THINKER, WRITER) for _ in range(calls[m])]
+    assert usage["counterfactual"] == {
+        "all_reason_usd": pytest.approx(sum(at(THINKER, p, c, o) for p, c, o, _ in billed)),
+        "all_generate_usd": pytest.approx(sum(at(WRITER, p, c, o - r) for p, c, o, r in billed)),
+        "reason_profile": "thinker",
+        "generate_profile": "writer",
+        "estimate": True,
+    }
     assert_no_secret_on_disk(tmp_path)
 
 

@@ -84,6 +84,10 @@ async def test_plan_solve_synthesize_with_routes_steps_and_costs(tmp_path: Path)
     assert result.to_dict()["subproblems"][0] == {
         "id": "s1", "kind": "reason", "profile": "thinker", "model": "think-model",
         "status": "done", "output": "deep answer",
+        "route": {
+            "policy": "label", "role": "reason", "profile": "thinker", "model": "think-model",
+            "why": "kind: reason", "samples": 1, "checks": [], "escalations": 0,
+        },
     }  # fmt: skip
 
 

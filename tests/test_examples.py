@@ -435,8 +435,8 @@ def test_support_triage_cli_json(server: FakeOpenAI, tmp_path: Path) -> None:
         ("reply", "pending"),
     ]
     for sub in data["subproblems"]:
-        assert set(sub) == {"id", "kind", "profile", "model", "status", "output"}
-    assert set(data["usage"]) == {"cost_usd", "by_profile"}
+        assert set(sub) == {"id", "kind", "profile", "model", "status", "output", "route"}
+    assert set(data["usage"]) == {"cost_usd", "by_profile", "counterfactual"}
     assert {name: p["model"] for name, p in data["usage"]["by_profile"].items()} == {
         "writer": WRITER,
         "thinker": THINKER,

@@ -131,6 +131,11 @@ def usage_table(usage: Usage) -> Table:
             str(p.reasoning_tokens),
             f"{mark}{p.cost_usd:.6f}",
         )
+    if (cf := usage.counterfactual) is not None:
+        table.caption = (
+            f"estimate, the same tokens with every call on {cf.reason_profile}: "
+            f"${cf.all_reason_usd:.6f}; on {cf.generate_profile}: ${cf.all_generate_usd:.6f}"
+        )
     return table
 
 

@@ -71,6 +71,9 @@ class CallRecord:
     finish_reason: str | None = None
     started_at: float = 0.0
     """Wall-clock time (`time.time()`) the successful attempt was sent."""
+    cached: bool = False
+    """Answered from the response cache: `cost_usd` is 0, while `usage` and `latency_s` are
+    the original call's (so an evaluation can still charge it at its full price)."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,13 @@ class RequestParams:
     """The output token cap to send; None sends none (wrappers fill in the profile's cap)."""
     on_token: Callable[[str], None] | None = None
     on_restart: Callable[[], None] | None = None
+    temperature: float | None = None
+    """Overrides the profile's temperature (generative profiles only; drawing samples)."""
+    reasoning_effort: str | None = None
+    """Overrides the profile's reasoning_effort (reasoning profiles only; effort ladders)."""
+    sample: int = 0
+    """Which of several samples of the same request this is (0: not a sample). Samples that
+    must differ are told apart by it: sent as `seed`, and part of the response cache's key."""
 
 
 @dataclass(frozen=True)
@@ -105,7 +115,8 @@ class ModelResponse:
     """One finished call: the visible answer, the reasoning trace kept apart, token usage.
 
     `latency_s` and `started_at` describe the attempt that succeeded; a model that leaves them
-    None is timed by the ledger. `call` is the ledger's record of this response, once recorded.
+    None is timed by the ledger. `cached` marks an answer replayed from the response cache.
+    `call` is the ledger's record of this response, once recorded.
     """
 
     content: str
@@ -114,6 +125,7 @@ class ModelResponse:
     usage: TokenUsage = field(default_factory=TokenUsage)
     latency_s: float | None = None
     started_at: float | None = None
+    cached: bool = False
     call: CallRecord | None = None
 
 

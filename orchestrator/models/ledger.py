@@ -64,8 +64,8 @@ class LedgerModel(WrapperModel):
         started, clock = time.time(), time.monotonic()
         response = await self.wrapped.request(messages, params)
         latency = time.monotonic() - clock if response.latency_s is None else response.latency_s
-        cost = cost_usd(response.usage, self.price)
-        if response.usage.estimated and params.max_output_tokens:
+        cost = 0.0 if response.cached else cost_usd(response.usage, self.price)
+        if response.usage.estimated and params.max_output_tokens and not response.cached:
             bound = input_token_bound(messages, params.response_format)
             cost = max(cost, worst_case_usd(bound, params.max_output_tokens, self.price))
         record = CallRecord(
@@ -78,6 +78,7 @@ class LedgerModel(WrapperModel):
             latency_s=latency,
             finish_reason=response.finish_reason,
             started_at=started if response.started_at is None else response.started_at,
+            cached=response.cached,
         )
         await self.ledger.add(record)
         return replace(response, call=record)

@@ -149,10 +149,17 @@ class OpenAIChatModel(ChatModel):
             body["max_completion_tokens"] = params.max_output_tokens
         # Reasoning models reject temperature (and top_p); effort is theirs alone.
         if self.spec.reasoning:
-            if self.spec.reasoning_effort:
-                body["reasoning_effort"] = self.spec.reasoning_effort
-        elif self.spec.temperature is not None:
-            body["temperature"] = self.spec.temperature
+            effort = params.reasoning_effort or self.spec.reasoning_effort
+            if effort:
+                body["reasoning_effort"] = effort
+        else:
+            temperature = (
+                self.spec.temperature if params.temperature is None else params.temperature
+            )
+            if temperature is not None:
+                body["temperature"] = temperature
+        if params.sample:
+            body["seed"] = params.sample  # a sample drawn to differ: reproducible where supported
         if params.response_format is not None:
             body["response_format"] = {
                 "type": "json_schema",

@@ -20,6 +20,15 @@ def cost_usd(usage: TokenUsage, price: Price) -> float:
     ) / 1e6
 
 
+def reprice(usage: TokenUsage, price: Price, *, reasoning: bool) -> float:
+    """What `usage` would cost at `price`; a profile that does not reason would not have
+    produced the reasoning tokens, so they are dropped for it."""
+    if reasoning or not usage.reasoning_tokens:
+        return cost_usd(usage, price)
+    visible = max(usage.output_tokens - usage.reasoning_tokens, 0)
+    return cost_usd(TokenUsage(usage.input_tokens, usage.cached_input_tokens, visible), price)
+
+
 def input_token_bound(messages: list[Message], response_format: ResponseFormat | None) -> int:
     """An upper bound on the prompt's tokens: one per UTF-8 byte (no BPE token is shorter),
     plus a margin per message for the chat template."""

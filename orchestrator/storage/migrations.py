@@ -94,11 +94,17 @@ async def m004_run_hosts(db: aiosqlite.Connection) -> None:
     await db.execute("create index runs_by_created on runs(created_at)")
 
 
+async def m005_cached_calls(db: aiosqlite.Connection) -> None:
+    """Calls answered from the response cache are recorded, at no cost, as cached."""
+    await db.execute("alter table calls add column cached integer not null default 0")
+
+
 MIGRATIONS: list[Migration] = [
     m001_runs_and_calls,
     m002_call_steps,
     m003_leases,
     m004_run_hosts,
+    m005_cached_calls,
 ]
 
 

@@ -35,9 +35,10 @@ BUSY_TIMEOUT_S = 30.0
 
 _CALL_COLUMNS = (
     "run_id, profile, model, purpose, step, input_tokens, cached_input_tokens, output_tokens, "
-    "reasoning_tokens, estimated, cost_usd, latency_s, finish_reason, started_at, created_at"
+    "reasoning_tokens, estimated, cost_usd, latency_s, finish_reason, started_at, cached, "
+    "created_at"
 )
-_INSERT_CALL = f"insert into calls ({_CALL_COLUMNS}) values ({', '.join('?' * 15)})"
+_INSERT_CALL = f"insert into calls ({_CALL_COLUMNS}) values ({', '.join('?' * 16)})"
 _SELECT_RUNS = (
     "select r.run_id, r.workflow, r.workflow_path, r.task, r.status, r.error, "
     "coalesce((select sum(cost_usd) from calls c where c.run_id = r.run_id), 0), "
@@ -173,7 +174,7 @@ class SqliteRunLog:
         rows = await self._read(
             "select profile, model, purpose, step, input_tokens, cached_input_tokens, "
             "output_tokens, reasoning_tokens, estimated, cost_usd, latency_s, finish_reason, "
-            "started_at from calls where run_id = ? order by id",
+            "started_at, cached from calls where run_id = ? order by id",
             (run_id,),
         )
         return [_call_record(row) for row in rows]
@@ -259,12 +260,15 @@ def _call_row(run_id: str, call: CallRecord, now: float) -> _Row:
         call.latency_s,
         call.finish_reason,
         call.started_at,
+        int(call.cached),
         now,
     )
 
 
 def _call_record(row: sqlite3.Row) -> CallRecord:
-    profile, model, purpose, step, i, c, o, r, estimated, cost, latency, finish, started = row
+    profile, model, purpose, step, i, c, o, r, estimated, cost, latency, finish, started, cached = (
+        row
+    )
     return CallRecord(
         profile=profile,
         model=model,
@@ -275,4 +279,5 @@ def _call_record(row: sqlite3.Row) -> CallRecord:
         latency_s=latency,
         finish_reason=finish,
         started_at=started,
+        cached=bool(cached),
     )
