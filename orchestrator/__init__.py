@@ -49,6 +49,13 @@ from .models.base import (
     TokenUsage,
 )
 from .models.wrapper import WrapperModel
+from .policyspec import (
+    CascadePolicy,
+    FixedPolicy,
+    LabelPolicy,
+    RouterPolicy,
+    SelfConsistencyPolicy,
+)
 from .result import Counterfactual, ErrorInfo, ProfileUsage, RunResult, Status, Usage
 from .resume import Abort, Answer, Approve, Decision, Edit, Pause, PlanReview, Question
 from .runtime import Workflow
@@ -75,6 +82,7 @@ __all__ = [
     "CallFinished",
     "CallPurpose",
     "CallRecord",
+    "CascadePolicy",
     "ChatModel",
     "CheckResult",
     "Counterfactual",
@@ -86,8 +94,10 @@ __all__ = [
     "ErrorInfo",
     "Event",
     "ExpressionError",
+    "FixedPolicy",
     "GraphSpec",
     "Kind",
+    "LabelPolicy",
     "Limits",
     "Message",
     "MessageRole",
@@ -108,10 +118,12 @@ __all__ = [
     "Role",
     "Roles",
     "Route",
+    "RouterPolicy",
     "RunBusyError",
     "RunError",
     "RunFinished",
     "RunResult",
+    "SelfConsistencyPolicy",
     "SpecError",
     "Status",
     "Step",

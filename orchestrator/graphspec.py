@@ -72,6 +72,10 @@ class NodeSpec(BaseModel):
     max_iterations: int | None = Field(
         default=None, ge=1, description="Most runs of this node; default: the graph's."
     )
+    policy: str | None = Field(
+        default=None,
+        description="reason/generate: the policy answering it (default: the workflow's `policy`).",
+    )
 
     @pydantic.model_validator(mode="after")
     def _fields_for_type(self) -> NodeSpec:
@@ -83,6 +87,10 @@ class NodeSpec(BaseModel):
         if missing:
             raise PydanticCustomError(
                 "node_fields", f"a {self.type} node needs {', '.join(missing)}"
+            )
+        if self.policy is not None and self.type not in _PROMPTED:
+            raise PydanticCustomError(
+                "node_fields", f"policy applies to reason and generate nodes, not {self.type}"
             )
         return self
 

@@ -19,6 +19,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from orchestrator.errors import register_secret
 from orchestrator.graphspec import GraphSpec, check_graph
+from orchestrator.policyspec import BUILTIN_POLICIES, AnyPolicy, PolicySpec, check_policies
 
 Role = Literal["plan", "reason", "generate", "synthesize"]
 Effort = Literal["none", "minimal", "low", "medium", "high", "xhigh"]
@@ -173,6 +174,14 @@ class WorkflowSpec(BaseModel):
     allow_python: list[str] = Field(
         default_factory=list, description="module:function names python nodes may call."
     )
+    policy: str = Field(
+        default="label",
+        description="How each step's compute is allocated: label, cascade, self_consistency, "
+        "all-generate, all-reason, or a name under `policies`.",
+    )
+    policies: dict[ProfileName, PolicySpec] = Field(
+        default_factory=dict, description="Policy name -> a policy with its settings."
+    )
     _source: str | None = PrivateAttr(None)
     _base_dir: Path | None = PrivateAttr(None)
 
@@ -205,6 +214,10 @@ class WorkflowSpec(BaseModel):
                 used.add(fallback)
                 frontier.add(fallback)
         return frozenset(used)
+
+    def policy_named(self, name: str) -> AnyPolicy:
+        """The policy `name` stands for: one defined under `policies`, else a built-in."""
+        return self.policies.get(name) or BUILTIN_POLICIES[name]
 
     def profile_for(self, role: Role) -> tuple[str, ModelProfile]:
         """The (name, profile) that plays `role`."""
@@ -240,9 +253,10 @@ class WorkflowSpec(BaseModel):
                 resolved[role] = ref
             else:
                 errors.append(_ref_error(("roles", role), ref, names))
+        base = (info.context or {}).get("base_dir") if info else None
         if self.graph is not None and not errors:
-            base = (info.context or {}).get("base_dir") if info else None
             errors = check_graph(self.graph, self.models, self.allow_python, base)
+        errors += check_policies(self, base)
         if errors:
             raise ValidationError.from_exception_data(type(self).__name__, errors)
         object.__setattr__(self, "roles", Roles(**resolved))

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any, get_args, get_origin
+from typing import Annotated, Any, get_args, get_origin
 
 import yaml
 from pydantic import ValidationError
@@ -134,16 +134,34 @@ def _show(value: object) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _fields_at(loc: KeyPath) -> list[str]:
-    """The keys allowed at `loc`, e.g. ("models", "thinker", "price") -> Price's fields."""
+def _walk(loc: KeyPath) -> tuple[Any, KeyPath]:
+    """The model type at `loc`, and `loc` without the tags pydantic adds for a tagged union
+    (`policies.p.cascade.samples` -> `policies.p.samples`: the YAML has no `cascade` key)."""
     node: Any = WorkflowSpec
+    path: list[str | int] = []
     for part in loc:
+        if get_origin(node) is Annotated:
+            node = get_args(node)[0]
+        members = [m for m in get_args(node) if isinstance(m, type)] if get_args(node) else []
+        tagged = {getattr(m.model_fields.get("type"), "default", None): m for m in members
+                  if hasattr(m, "model_fields")}  # fmt: skip
+        if get_origin(node) is not dict and part in tagged:
+            node = tagged[part]  # the union member the tag names; the tag is not a YAML key
+            continue
+        path.append(part)
         if get_origin(node) is dict:
             node = get_args(node)[1]  # `part` is a key, e.g. a profile name
         else:
             field = getattr(node, "model_fields", {}).get(part)
             node = field.annotation if field else None
-    return list(getattr(node, "model_fields", {}))
+    return node, tuple(path)
+
+
+def _fields_at(loc: KeyPath) -> list[str]:
+    """The keys allowed at `loc`, e.g. ("models", "thinker", "price") -> Price's fields."""
+    node, _ = _walk(loc)
+    fields = getattr(node, "model_fields", {})
+    return [f.alias or name for name, f in fields.items()]
 
 
 def _describe(error: Any) -> str:
@@ -156,6 +174,14 @@ def _describe(error: Any) -> str:
         return f"unknown key {key!r}" + (f" (allowed: {', '.join(allowed)})" if allowed else "")
     if kind == "missing":
         return f"missing required key {loc[-1]!r}"
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        ctx = error.get("ctx", {})
+        tags = [t.strip(" '") for t in str(ctx.get("expected_tags", "")).split(",") if t.strip()]
+        tags = tags or ["label", "fixed", "cascade", "self_consistency", "router"]
+        tag = ctx.get("tag")
+        close = difflib.get_close_matches(str(tag), tags, n=1) if tag else []
+        hint = f"; did you mean {close[0]!r}?" if close else f" (one of: {', '.join(tags)})"
+        return f"unknown type {tag!r}{hint}" if tag else f"missing required key 'type'{hint}"
     if loc[-1:] == ("[key]",):
         return f"invalid profile name {value!r}: use letters, digits, _ and -, first a letter or _"
     if loc == ("models",) and kind == "too_short":
@@ -171,7 +197,7 @@ def _describe(error: Any) -> str:
 def _spec_error(exc: ValidationError, file: str | None, lines: Mapping[KeyPath, int]) -> SpecError:
     found = []
     for error in exc.errors(include_url=False):
-        path = tuple(p for p in error["loc"] if p != "[key]")
+        path = _walk(tuple(p for p in error["loc"] if p != "[key]"))[1]
         found.append((path, _line_for(path, lines), _describe(error)))
     (path, line, message), rest = found[0], found[1:]
     others = [str(SpecError(m, file=file, path=p, line=n)) for p, n, m in rest]

@@ -215,7 +215,10 @@ def test_unknown_key_with_suggestion_and_line() -> None:
 
 def test_unknown_key_without_close_match_lists_allowed_keys() -> None:
     err = error(MINIMAL + "zzz: 1\n")
-    allowed = "(allowed: name, description, models, roles, limits, graph, allow_python)"
+    allowed = (
+        "(allowed: name, description, models, roles, limits, graph, allow_python, policy, "
+        "policies)"
+    )
     assert err.path == ("zzz",) and allowed in str(err)
 
 
@@ -472,12 +475,15 @@ def test_json_schema() -> None:
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert schema["title"] == "orchestrator workflow"
     jsonschema.Draft202012Validator.check_schema(schema)
-    # Only the free-form values are open: a graph's initial state and a node's JSON Schema.
+    # Only the free-form values are open: a graph's initial state, and the JSON Schemas a node
+    # or a cascade's schema check gives.
     open_objects = [o for o in _objects(schema) if o.get("additionalProperties") is True]
     state = schema["$defs"]["GraphSpec"]["properties"]["state"]
     node_schema = schema["$defs"]["NodeSpec"]["properties"]["schema"]["anyOf"][0]
-    assert len(open_objects) == 2
-    assert any(o is state for o in open_objects) and any(o is node_schema for o in open_objects)
+    check_schema = schema["$defs"]["CascadePolicy"]["properties"]["schema"]["anyOf"][0]
+    assert len(open_objects) == 3
+    for free in (state, node_schema, check_schema):
+        assert any(o is free for o in open_objects)
     assert all("additionalProperties" in obj for obj in _objects(schema))
     assert "source" not in schema["properties"]
     profile = schema["$defs"]["ModelProfile"]["properties"]

@@ -22,7 +22,7 @@ from ..events import (
 )
 from ..models.base import CallRecord
 from ..result import RunResult, Usage
-from ..steps import StepResult
+from ..steps import Route, StepResult
 from ..storage import RunRow
 
 
@@ -90,7 +90,7 @@ class LiveRun:
 
     def render(self) -> RenderableType:
         table = Table(title=f"{self.phase} · ${self.cost:.4f} so far", expand=True)
-        for column in ("id", "kind", "profile (model)", "status", "tokens", "cost $"):
+        for column in ("id", "kind", "profile (model)", "status", "route", "tokens", "cost $"):
             table.add_column(column, no_wrap=column != "profile (model)")
         table.add_column("task", ratio=1, overflow="ellipsis", no_wrap=True)
         for row in self.rows.values():
@@ -101,6 +101,7 @@ class LiveRun:
                 row.kind,
                 f"{row.profile} ({row.model})" if row.profile else "",
                 Text(row.status, style=_STATUS_STYLE.get(row.status, "")),
+                route_summary(row.route) if row.status == "done" else "",
                 str(tokens or ""),
                 f"{cost:.4f}" if row.status in ("done", "failed") else "",
                 row.task[:200],
@@ -111,6 +112,25 @@ class LiveRun:
         if self.answer:
             parts.append(Panel(Markdown(self.answer), title="answer"))
         return Group(*parts)
+
+
+def route_summary(route: Route) -> str:
+    """A route in a few characters: `label`, `cascade judge✓`, `cascade judge✗ → reason`,
+    `self_consistency vote 3/5`."""
+    parts = [route.policy]
+    for check in route.checks:
+        mark = "✓" if check.passed else "✗"
+        if check.score is not None and route.samples > 1:
+            parts.append(
+                f"{check.check} {round(check.score * route.samples)}/{route.samples}{mark}"
+            )
+        else:
+            parts.append(f"{check.check}{mark}")
+    if route.escalations:
+        parts.append(
+            f"→ {route.role}" + (f" ×{route.escalations}" if route.escalations > 1 else "")
+        )
+    return " ".join(parts)
 
 
 def usage_table(usage: Usage) -> Table:

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ..errors import UsageError
 from ..models.base import ChatModel
 from ..models.budget import Budget
 from ..models.ledger import Ledger
 from ..spec import Role, WorkflowSpec
 from ..steps import Route
+
+if TYPE_CHECKING:
+    from ..policies import Policy
 
 
 @dataclass(frozen=True)
@@ -23,10 +28,35 @@ class RunContext:
     budget: Budget
     ledger: Ledger
     functions: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
-    """Python callables registered by name for `python` nodes."""
+    """Python callables registered by name for `python` nodes and checks."""
+    policy_override: str | None = None
+    """A policy for every step, whatever the workflow says (an evaluation's)."""
+    policies: dict[str, Policy] = field(default_factory=dict)
+    """Policies made so far in this run, by name."""
 
     def model_for(self, role: Role) -> ChatModel:
         return self.models[self.spec.profile_for(role)[0]]
+
+    def policy(self, name: str | None = None) -> Policy:
+        """The policy for a step: the override, else `name` (a node's), else the workflow's."""
+        from ..policies import make_policy
+
+        chosen = self.policy_override or name or self.spec.policy
+        if chosen not in self.policies:
+            self.policies[chosen] = make_policy(chosen, self)
+        return self.policies[chosen]
+
+    def function(self, ref: str, what: str) -> Callable[..., Any]:
+        """A Python callable: registered with `Workflow(functions=...)`, or a module:function
+        the workflow lists under allow_python (running code is opt-in)."""
+        function = self.functions.get(ref)
+        if function is not None:
+            return function
+        if ref not in self.spec.allow_python:
+            raise UsageError(f"{what}: {ref} is not registered nor in allow_python")
+        module, _, attr = ref.partition(":")
+        found: Callable[..., Any] = getattr(importlib.import_module(module), attr)
+        return found
 
 
 def role_route(spec: WorkflowSpec, role: Role, why: str) -> Route:

@@ -21,9 +21,9 @@ from ..events import SubproblemFinished, SubproblemStarted
 from ..expr import parse_expression
 from ..graphspec import END as SPEC_END
 from ..graphspec import GraphSpec
-from ..steps import Step, StepResult
+from ..steps import Route, Step, StepResult
 from .context import RunContext, emit
-from .nodes import NodeCall, node_route, run_node
+from .nodes import Answered, NodeCall, node_route, run_node
 from .state import merge
 
 STEPS_KEY = "_steps"  # node name -> StepResult.to_state() of its latest run
@@ -54,7 +54,11 @@ def _node(graph: GraphSpec, name: str) -> Any:
         emit(SubproblemStarted(step, route))
         started, mark = time.monotonic(), ctx.ledger.mark()
 
-        def finished(status: Any, output: str = "", error: str | None = None) -> StepResult:
+        taken: Route = route
+
+        def finished(
+            status: Any, output: str = "", error: str | None = None, route: Route = route
+        ) -> StepResult:
             usage, cost = ctx.ledger.spent(name, since=mark)
             elapsed = time.monotonic() - started
             result = StepResult(step, route, status, output, None, usage, cost, elapsed, error)
@@ -67,7 +71,9 @@ def _node(graph: GraphSpec, name: str) -> Any:
         except OrchestratorError as exc:
             finished("failed", error=exc.message)
             raise
-        done = finished("done", prompts.show(value))
+        if isinstance(value, Answered):
+            value, taken = value.value, value.route
+        done = finished("done", prompts.show(value), route=taken)
         return {key: value, "visits": {name: 1}, STEPS_KEY: {name: done.to_state()}}
 
     return run

@@ -1,41 +1,34 @@
 """What each custom-graph node type does: one function per type, found in `RUNNERS`.
 
 A runner gets a `NodeCall` (the run context, the node, the state it reads) and returns the value
-the node writes; compiling the graph and reporting steps is custom.py's job.
+the node writes (reason/generate nodes: an `Answered`, the value with the route its policy
+took); compiling the graph and reporting steps is custom.py's job.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import inspect
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
 from langgraph.func import task as langgraph_task
 from langgraph.types import interrupt
 
-from .. import jsoncheck, prompts
-from ..errors import RunError, StructuredOutputError, UsageError
+from .. import prompts
+from ..errors import RunError
 from ..graphspec import GraphSpec, NodeSpec, resolve_prompt
-from ..models.base import ChatModel, Message, RequestParams, ResponseFormat
+from ..models.base import ChatModel, Message, ModelResponse, RequestParams
 from ..resume import Question, pause_value
 from ..spec import WorkflowSpec
-from ..steps import Route, Step, StepResult
+from ..steps import Kind, Route, Step, StepResult
 from .context import RunContext, role_route
 from .execute import run_plan
 from .plan import make_plan
+from .structured import VERDICT_SCHEMA, ask_structured, response_format
 from .synthesize import results_text
-
-VERDICT_SCHEMA = {
-    "type": "object",
-    "properties": {"passed": {"type": "boolean"}, "feedback": {"type": "string"}},
-    "required": ["passed", "feedback"],
-    "additionalProperties": False,
-}
-STRUCTURED_RETRIES = 2
 
 
 @dataclass(frozen=True)
@@ -79,47 +72,55 @@ def graph_steps(spec: WorkflowSpec) -> tuple[StepResult, ...]:
     return tuple(steps)
 
 
-def model_for(call: NodeCall) -> ChatModel:
-    return call.ctx.models[node_route(call.ctx.spec, call.node).profile]
+def model_for(call: NodeCall, role: Kind | None = None) -> ChatModel:
+    """The model answering the node: its own `profile:` for its type's role, else the role's."""
+    node = call.node
+    if node.profile and (role is None or role == node.role):
+        return call.ctx.models[node.profile]
+    return call.ctx.model_for(role or node.role)
 
 
-async def ask(call: NodeCall, messages: list[Message], schema: dict[str, Any] | None) -> Any:
-    """One model answer; with a schema, JSON that is re-asked for (with the error) until valid."""
-    model = model_for(call)
-    fmt = None
-    if schema is not None:
-        fmt = ResponseFormat(call.name.replace("-", "_"), schema, jsoncheck.is_strict(schema))
-    params = RequestParams(purpose="node", step=call.step, response_format=fmt)
-    for attempt in range(STRUCTURED_RETRIES + 1):
-        response = await model.request(messages, params)
+@dataclass(frozen=True)
+class Answered:
+    """A node's value together with the route a policy took to it."""
+
+    value: Any
+    route: Route
+
+
+async def _prompted(call: NodeCall) -> Answered:
+    """A reason/generate node: its policy decides who answers (by default its type's role)."""
+    from ..policies import Ask
+
+    node = call.node
+    schema = node.json_schema
+    what = f"node '{call.name}'"
+    fmt = response_format(call.name, schema) if schema is not None else None
+
+    async def respond(role: Kind, extra: Sequence[Message], params: RequestParams) -> ModelResponse:
+        model, messages = model_for(call, role), [*call.render(node.prompt or ""), *extra]
         if schema is None:
-            return response.content
-        try:
-            value = json.loads(response.content)
-            found = jsoncheck.problem(value, schema)
-        except json.JSONDecodeError as exc:
-            found = f"the answer is not JSON ({exc.msg})"
-        if found is None:
-            return value
-        if attempt < STRUCTURED_RETRIES:
-            again = f"That answer is not valid: {found}. Answer again, as JSON matching the schema."
-            messages = [*messages, Message("assistant", response.content), Message("user", again)]
-    raise StructuredOutputError(
-        f"node '{call.name}': the structured answer never validated: {found}",
-        profile=model.profile,
-        model=model.model,
+            return await model.request(messages, params)
+        return (await ask_structured(model, messages, params, schema, what))[1]
+
+    label: Kind = "reason" if node.type == "reason" else "generate"
+    step = Step(call.name, node.type, node.prompt or node.type)
+    params = RequestParams(purpose="node", step=call.step, response_format=fmt)
+    task = prompts.show(call.scope.get("task"))
+    routed = await call.ctx.policy(node.policy).answer(
+        call.ctx, Ask(step, label, task, params, respond)
     )
-
-
-async def _prompted(call: NodeCall) -> Any:
-    return await ask(call, call.render(call.node.prompt or ""), call.node.json_schema)
+    content = routed.response.content
+    return Answered(json.loads(content) if schema is not None else content, routed.route)
 
 
 async def _verify(call: NodeCall) -> Any:
     node = call.node
     target = prompts.show(call.scope.get(node.target or ""))
     messages = call.render(node.prompt or "verify", target=target, criteria=node.criteria or "")
-    return await ask(call, messages, VERDICT_SCHEMA)
+    params = RequestParams(purpose="node", step=call.step)
+    value, _ = await ask_structured(model_for(call), messages, params, VERDICT_SCHEMA, call.name)
+    return value
 
 
 async def _plan(call: NodeCall) -> Any:
@@ -153,7 +154,8 @@ async def _map(call: NodeCall) -> Any:
     async def one(index: int) -> Any:
         async with slots:
             scope = {**call.scope, "item": items[index]}
-            return await run_node(replace(call, name=call.node.node or "", scope=scope))
+            value = await run_node(replace(call, name=call.node.node or "", scope=scope))
+            return value.value if isinstance(value, Answered) else value
 
     # Each item is a LangGraph task, called in item order: checkpointed as it lands, so a
     # resumed run pays only for the items that had not finished.
@@ -181,13 +183,7 @@ async def _human(call: NodeCall) -> Any:
 
 
 async def _python(call: NodeCall) -> Any:
-    ref = call.node.function or ""
-    function = call.ctx.functions.get(ref)
-    if function is None:
-        if ref not in call.ctx.spec.allow_python:
-            raise UsageError(f"node '{call.name}': {ref} is not registered nor in allow_python")
-        module, _, attr = ref.partition(":")
-        function = getattr(importlib.import_module(module), attr)
+    function = call.ctx.function(call.node.function or "", f"node '{call.name}'")
     result = function(dict(call.scope))
     return await result if inspect.isawaitable(result) else result
 

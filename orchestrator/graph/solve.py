@@ -1,15 +1,16 @@
-"""Solving one subproblem: route by kind, put the dependencies' answers in the prompt."""
+"""Solving one subproblem: its policy decides who answers (by default its label's role), and
+the dependencies' answers go into the prompt."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from .. import prompts
-from ..errors import BudgetExceededError, OrchestratorError
+from ..errors import OrchestratorError
 from ..events import SubproblemFinished, SubproblemStarted
-from ..models.base import RequestParams
-from ..steps import Kind, Route, Step, StepResult
+from ..models.base import Message, ModelResponse, RequestParams
+from ..steps import Kind, Step, StepResult
 from .context import RunContext, emit, role_route
 
 THINK_INSTRUCTION = (
@@ -27,52 +28,37 @@ def dependency_context(step: Step, answers: Mapping[str, str]) -> str:
 
 
 async def solve(ctx: RunContext, task: str, step: Step, answers: Mapping[str, str]) -> StepResult:
-    """Run one subproblem on the role its kind routes to (or the generative role, when the
-    budget no longer fits reasoning and `limits.on_budget` is `degrade`)."""
-    kind: Kind = "reason" if step.kind == "reason" else "generate"
-    degrade = kind == "reason" and ctx.spec.limits.on_budget == "degrade"
-    degraded = role_route(ctx.spec, "generate", "budget: degraded from reason")
-    if degrade and ctx.budget.degraded:
-        return await _solve_on(ctx, degraded, task, step, answers)
-    try:
-        return await _solve_on(
-            ctx, role_route(ctx.spec, kind, f"kind: {kind}"), task, step, answers
-        )
-    except BudgetExceededError:
-        if not degrade:
-            raise
-        # The reasoning model no longer fits the budget: this and every remaining reasoning
-        # subproblem go to the generative role.
-        ctx.budget.degraded = True
-        return await _solve_on(ctx, degraded, task, step, answers)
+    """Answer one subproblem through the run's policy; its result, or it raises (reported)."""
+    from ..policies import Ask
 
+    label: Kind = "reason" if step.kind == "reason" else "generate"
+    template = prompts.load("solve_reason" if label == "reason" else "solve_generate")
+    context = dependency_context(step, answers)
 
-async def _solve_on(
-    ctx: RunContext, route: Route, task: str, step: Step, answers: Mapping[str, str]
-) -> StepResult:
-    profile = ctx.spec.models[route.profile]
-    think = THINK_INSTRUCTION if profile.effective_think_tags else ""
-    template = prompts.load("solve_reason" if step.kind == "reason" else "solve_generate")
-    messages = template.render(
-        task=task, subproblem=step.task, context=dependency_context(step, answers), think=think
-    )
-    emit(SubproblemStarted(step, route))
+    async def respond(role: Kind, extra: Sequence[Message], params: RequestParams) -> ModelResponse:
+        # The instruction to think in tags is for the profile that answers, not the label's.
+        think = THINK_INSTRUCTION if ctx.spec.profile_for(role)[1].effective_think_tags else ""
+        messages = template.render(task=task, subproblem=step.task, context=context, think=think)
+        return await ctx.model_for(role).request([*messages, *extra], params)
+
+    planned = role_route(ctx.spec, label, f"kind: {label}")
+    emit(SubproblemStarted(step, planned))
     started, mark = time.monotonic(), ctx.ledger.mark()
+    ask = Ask(step, label, step.task, RequestParams(purpose="solve", step=step.id), respond)
     try:
-        response = await ctx.models[route.profile].request(
-            messages, RequestParams(purpose="solve", step=step.id)
-        )
+        routed = await ctx.policy().answer(ctx, ask)
     except OrchestratorError as exc:
         usage, cost = ctx.ledger.spent(step.id, since=mark)
         failed = StepResult(
-            step, route, "failed", usage=usage, cost_usd=cost,
+            step, planned, "failed", usage=usage, cost_usd=cost,
             latency_s=time.monotonic() - started, error=exc.message,
         )  # fmt: skip
         emit(SubproblemFinished(failed))
         raise
     usage, cost = ctx.ledger.spent(step.id, since=mark)
+    response = routed.response
     result = StepResult(
-        step, route, "done", response.content, response.trace, usage, cost,
+        step, routed.route, "done", response.content, response.trace, usage, cost,
         time.monotonic() - started,
     )  # fmt: skip
     emit(SubproblemFinished(result))
