@@ -171,18 +171,10 @@ def _policy_problems(
             yield where, f"unknown policy {name!r}{hint}; known: {', '.join(known)}"
     for name, policy in spec.policies.items():
         loc: tuple[str | int, ...] = ("policies", name)
+        # A router's file is read when a run starts: it is trained after the workflow is
+        # written (`orchestrator eval ... --train-router FILE`).
         if isinstance(policy, CascadePolicy):
             yield from _cascade_problems(spec, loc, policy)
-        elif isinstance(policy, RouterPolicy):
-            path = Path(policy.file) if base_dir is None else base_dir / policy.file
-            if not path.is_file():
-                yield (
-                    (*loc, "file"),
-                    (
-                        f"no router file {path}: train one with `orchestrator eval WORKFLOW "
-                        f"--dataset FILE --train-router {policy.file}`"
-                    ),
-                )
 
 
 def _cascade_problems(

@@ -21,7 +21,8 @@ class ProfileUsage:
     """Every call one profile made in a run, added up.
 
     `estimated` is true when some call's endpoint reported no usage: its tokens were estimated
-    from the text and its cost is that call's worst case.
+    from the text and its cost is that call's worst case. `cached_calls` of the `calls` were
+    answered from the response cache: their tokens are counted, their cost is 0.
     """
 
     model: str
@@ -32,9 +33,11 @@ class ProfileUsage:
     reasoning_tokens: int = 0
     cost_usd: float = 0.0
     estimated: bool = False
+    cached_calls: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        """The `--json` shape; `"estimated": true` is added only when some usage was."""
+        """The `--json` shape; `"estimated": true` is added only when some usage was, and
+        `cached_calls` only when some call was answered from the response cache."""
         out: dict[str, Any] = {
             "model": self.model,
             "calls": self.calls,
@@ -44,6 +47,8 @@ class ProfileUsage:
             "reasoning_tokens": self.reasoning_tokens,
             "cost_usd": round(self.cost_usd, 8),
         }
+        if self.cached_calls:
+            out["cached_calls"] = self.cached_calls
         return {**out, "estimated": True} if self.estimated else out
 
     def add(self, call: CallRecord) -> ProfileUsage:
@@ -57,6 +62,7 @@ class ProfileUsage:
             self.reasoning_tokens + u.reasoning_tokens,
             self.cost_usd + call.cost_usd,
             self.estimated or u.estimated,
+            self.cached_calls + int(call.cached),
         )
 
 
@@ -142,7 +148,8 @@ class RunResult:
 
     `subproblems` are the plan's steps (a custom graph's nodes) in plan order, finished or not.
     `plan_note` says when the planner's plan was repaired or replaced (None when it was used
-    as written); `question` is what a run `awaiting_input` asks.
+    as written); `question` is what a run `awaiting_input` asks; `calls` is every billed call
+    of every attempt, in the order the run log has them (not part of `--json`).
     """
 
     run_id: str
@@ -153,6 +160,7 @@ class RunResult:
     error: ErrorInfo | None = None
     plan_note: str | None = None
     question: str | None = None
+    calls: tuple[CallRecord, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {

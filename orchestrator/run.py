@@ -86,6 +86,12 @@ class RunSetup:
     graph: CompiledStateGraph[Any, RunContext, Any, Any]
     """The workflow's graph, compiled once without a checkpointer; each run uses a copy bound
     to its storage's (compiling it again per run cost about 4 ms)."""
+    policy: str | None = None
+    """A policy for every step, overriding the workflow's (an evaluation's)."""
+    cache: bool = False
+    """Every profile answers from the response cache (else only those with `cache: true`)."""
+    cache_salt: str = ""
+    """Keeps this workflow's cached answers apart from identical requests' (a repeat's)."""
 
     def bound_graph(self, storage: Storage) -> CompiledStateGraph[Any, RunContext, Any, Any]:
         return self.graph.copy(update={"checkpointer": storage.checkpointer})
@@ -176,9 +182,20 @@ class _Session:
         spent = sum(call.cost_usd for call in await runs.calls(self.run_id))
         budget = Budget(spec.limits.budget_usd, spent_usd=spent)
         models = await connect(
-            spec, self.setup.models, pool=self.pool, budget=budget, ledger=self.ledger
+            spec,
+            self.setup.models,
+            pool=self.pool,
+            budget=budget,
+            ledger=self.ledger,
+            cache=self.storage.cache,
+            cache_all=self.setup.cache,
+            cache_salt=self.setup.cache_salt,
+            profiles=spec.used_profiles(self.setup.policy),
         )
-        context = RunContext(spec, models, budget, self.ledger, self.setup.functions)
+        context = RunContext(
+            spec, models, budget, self.ledger, self.setup.functions, self.setup.policy
+        )
+        context.prepare_policies()  # a bad router file is refused before anything is spent
         task = self.tracker.task or cast(dict[str, Any], start)["task"]
         await runs.start_run(self.run_id, spec.name, spec.source, task)
         if start is not None and spec.graph is not None:
@@ -215,8 +232,9 @@ class _Session:
         status, error, question = outcome.settle(pause, self.tracker.aborted)
         runs = self.storage.runs
         await runs.finish_run(self.run_id, status, error.message if error else None)
-        usage = Usage.from_calls(await runs.calls(self.run_id), self.setup.spec)
-        return self.tracker.result(self.run_id, status, error, usage, question)
+        calls = tuple(await runs.calls(self.run_id))
+        usage = Usage.from_calls(calls, self.setup.spec)
+        return self.tracker.result(self.run_id, status, error, usage, question, calls)
 
 
 async def inspect_run(setup: RunSetup, run_id: str) -> RunResult:
@@ -234,7 +252,8 @@ async def inspect_run(setup: RunSetup, run_id: str) -> RunResult:
     tracker.observe(snapshot.values)
     outcome = _Outcome.from_log(row.status, row.error)
     status, error, question = outcome.settle(read_pause(snapshot.interrupts), tracker.aborted)
-    return tracker.result(run_id, status, error, Usage.from_calls(calls, setup.spec), question)
+    usage = Usage.from_calls(calls, setup.spec)
+    return tracker.result(run_id, status, error, usage, question, tuple(calls))
 
 
 def _graph_input(

@@ -16,6 +16,7 @@ from .events import Event, RunFinished
 from .graph.build import build_graph
 from .graph.context import RunContext
 from .models.base import ChatModel
+from .policyspec import BUILTIN_POLICIES
 from .result import RunResult
 from .resume import Decision
 from .run import RunSetup, check_run_id, inspect_run, new_run_id, stream_run
@@ -32,7 +33,12 @@ class Workflow:
     connected from the spec when a run starts. Either way each call is priced, budgeted and
     recorded the same way. `functions` registers Python callables by name for the graph's
     `python` nodes (`function: name`): registering is the application's opt-in, so no
-    `allow_python` entry is needed for them. `home` overrides `ORCHESTRATOR_HOME`.
+    `allow_python` entry is needed for them. `home` overrides `ORCHESTRATOR_HOME`. `cache`
+    turns the response cache on for every profile (as `cache: true` does for one): a request
+    identical to one answered before is answered from `home`'s cache.sqlite, at no cost.
+    `policy` names a policy every step follows, whatever the workflow says (as an evaluation
+    compares them); `cache_salt` keeps this workflow's cached answers apart from those of
+    otherwise identical requests (an evaluation's repeats are drawn anew).
     """
 
     def __init__(
@@ -42,8 +48,17 @@ class Workflow:
         models: Mapping[str, ChatModel] | None = None,
         functions: Mapping[str, Callable[..., Any]] | None = None,
         home: str | os.PathLike[str] | None = None,
+        cache: bool = False,
+        policy: str | None = None,
+        cache_salt: str = "",
     ) -> None:
         self.spec = spec
+        self.cache = cache
+        self.cache_salt = cache_salt
+        known = {*BUILTIN_POLICIES, *spec.policies}
+        if policy is not None and policy not in known:
+            raise UsageError(f"unknown policy {policy!r}; known: {', '.join(sorted(known))}")
+        self.policy = policy
         self.functions = dict(functions or {})
         self._models = dict(models or {})
         unknown = self._models.keys() - spec.models.keys()
@@ -70,7 +85,16 @@ class Workflow:
     def _setup(self) -> RunSetup:
         if self._graph is None:
             self._graph = build_graph(self.spec)
-        return RunSetup(self.spec, self._models, self.functions, self.home, self._graph)
+        return RunSetup(
+            self.spec,
+            self._models,
+            self.functions,
+            self.home,
+            self._graph,
+            policy=self.policy,
+            cache=self.cache,
+            cache_salt=self.cache_salt,
+        )
 
     def run(self, task: str, *, run_id: str | None = None, approve_plan: bool = False) -> RunResult:
         """Run a task to the end (blocking). Use `arun` inside an event loop."""

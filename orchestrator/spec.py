@@ -19,7 +19,14 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from orchestrator.errors import register_secret
 from orchestrator.graphspec import GraphSpec, check_graph
-from orchestrator.policyspec import BUILTIN_POLICIES, AnyPolicy, PolicySpec, check_policies
+from orchestrator.policyspec import (
+    BUILTIN_POLICIES,
+    AnyPolicy,
+    CascadePolicy,
+    LabelPolicy,
+    PolicySpec,
+    check_policies,
+)
 
 Role = Literal["plan", "reason", "generate", "synthesize"]
 Effort = Literal["none", "minimal", "low", "medium", "high", "xhigh"]
@@ -84,6 +91,12 @@ class ModelProfile(BaseModel):
     )
     retries: int = Field(default=4, ge=0, description="Retries of a transient failure.")
     fallback: str | None = Field(default=None, description="Profile to use when this one fails.")
+    cache: bool = Field(
+        default=False,
+        description="Answer a request identical to one answered before from the response cache "
+        "(ORCHESTRATOR_HOME/cache.sqlite), at no cost; `orchestrator run --cache` turns it on "
+        "for every profile.",
+    )
     price: Price = Field(default_factory=Price, description="USD per 1M tokens.")
 
     @pydantic.field_validator("base_url", "api_key", mode="before")
@@ -196,17 +209,25 @@ class WorkflowSpec(BaseModel):
         `base_dir` given to `WorkflowBuilder.build` (None: the current directory)."""
         return self._base_dir
 
-    def used_profiles(self) -> frozenset[str]:
+    def used_profiles(self, policy: str | None = None) -> frozenset[str]:
         """Profiles a run can call, and their fallbacks: every role's in the default pipeline;
-        in a custom graph, those of the nodes that call a model (a plan node also solves)."""
+        in a custom graph, those of the nodes that call a model (a plan node also solves);
+        and those the policies in play call (`policy` overrides the workflow's for every step):
+        a policy other than `label` may answer with either role, and a judge on its profile."""
+        roles = self.roles
         used: set[str] = set()
         if self.graph is None:
-            used = {getattr(self.roles, role) for role in ROLES}
+            used = {getattr(roles, role) for role in ROLES}
         for node in self.graph.nodes.values() if self.graph else ():
             if node.calls_model:
-                used.add(node.profile or getattr(self.roles, node.role))
+                used.add(node.profile or getattr(roles, node.role))
             if node.type == "plan":
-                used |= {str(self.roles.reason), str(self.roles.generate)}
+                used |= {str(roles.reason), str(roles.generate)}
+        for spec in map(self.policy_named, self._policies_in_play(policy)):
+            if not isinstance(spec, LabelPolicy):
+                used |= {str(roles.reason), str(roles.generate)}
+            if isinstance(spec, CascadePolicy) and spec.judge:
+                used.add(spec.judge)
         frontier = set(used)
         while frontier:
             fallback = self.models[frontier.pop()].fallback
@@ -214,6 +235,12 @@ class WorkflowSpec(BaseModel):
                 used.add(fallback)
                 frontier.add(fallback)
         return frozenset(used)
+
+    def _policies_in_play(self, override: str | None) -> set[str]:
+        if override is not None:
+            return {override}
+        nodes = self.graph.nodes.values() if self.graph else ()
+        return {self.policy, *(n.policy for n in nodes if n.policy)}
 
     def policy_named(self, name: str) -> AnyPolicy:
         """The policy `name` stands for: one defined under `policies`, else a built-in."""

@@ -9,6 +9,7 @@ from .events import PlanReady, SubproblemFinished
 from .graph.custom import STEPS_KEY
 from .graph.nodes import graph_steps
 from .graph.plan import planned
+from .models.base import CallRecord
 from .prompts import show
 from .result import ErrorInfo, RunResult, Status, Usage
 from .spec import WorkflowSpec
@@ -78,6 +79,7 @@ class RunTracker:
         error: ErrorInfo | None,
         usage: Usage,
         question: str | None = None,
+        calls: tuple[CallRecord, ...] = (),
     ) -> RunResult:
         note = self._state.get("plan_note") or (self._announced.note if self._announced else None)
         return RunResult(
@@ -89,4 +91,5 @@ class RunTracker:
             error=error,
             plan_note=note,
             question=question,
+            calls=calls,
         )

@@ -118,6 +118,7 @@ class FakeOpenAI:
             self._errors: list[str] = []
             self._models: dict[str, ModelConfig] = {}
             self._plan: dict[str, Any] | None = None
+            self._billed: list[tuple[str, dict[str, Any]]] = []
             self.peak_in_flight = self._in_flight  # max simultaneous chat requests since reset
         self.responder = None
         self.plan_latency = None
@@ -183,6 +184,13 @@ class FakeOpenAI:
                 if self._in_flight == 0:
                     return
             time.sleep(0.005)
+
+    @property
+    def billed(self) -> list[tuple[str, dict[str, Any]]]:
+        """(model, usage) of every reply that reported its usage: what the server billed."""
+        self._settle()
+        with self._lock:
+            return list(self._billed)
 
     @property
     def schema_errors(self) -> list[str]:
@@ -333,6 +341,9 @@ class FakeOpenAI:
             time.sleep(delay)
         text = compose(self._answer(body, reply), model, cfg, reply)
         usage = usage_of(body, cfg, reply, text.content)
+        if reply.usage and reply.outcome.startswith("ok"):
+            with self._lock:
+                self._billed.append((model, usage))
         head = {"id": f"chatcmpl-fake{next(self._ids):06d}", "created": int(time.time())}
         head["model"] = model
         if body.get("stream"):

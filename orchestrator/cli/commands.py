@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from ..run import new_run_id
 from ..runtime import Workflow
 from ..spec import ROLES
 from ..specload import load_workflow, workflow_json_schema
-from ..storage import RunRow, open_storage, orchestrator_home
+from ..storage import CacheStats, RunRow, open_storage, orchestrator_home
 from .ask import ask_answer, ask_decision
 from .input import read_task
 from .render import drive, show, write_out
@@ -34,7 +35,7 @@ def resumable_hint() -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    workflow = Workflow(load_workflow(args.workflow))
+    workflow = Workflow(load_workflow(args.workflow), cache=args.cache)
     if args.approve_plan and args.input == "-":
         raise UsageError("--approve-plan reads decisions from stdin: give the task with --input")
     task = read_task(args.input)
@@ -52,7 +53,7 @@ def resume(args: argparse.Namespace) -> int:
         raise UsageError(
             f"run {args.run_id} was started from Python; resume it with Workflow.aresume()"
         )
-    workflow = Workflow(load_workflow(row.workflow_path))
+    workflow = Workflow(load_workflow(row.workflow_path), cache=args.cache)
     _current_run.append(args.run_id)
     if row.status in ("awaiting_approval", "awaiting_input"):
         result = drive(workflow.ainspect(args.run_id))
@@ -123,3 +124,45 @@ def graph(args: argparse.Namespace) -> int:
 def schema(args: argparse.Namespace) -> int:
     write_out(json.dumps(workflow_json_schema(), indent=2) + "\n")
     return 0
+
+
+def cache_stats(args: argparse.Namespace) -> int:
+    stats, hits = drive(_cache_stats())
+    if args.json:
+        figures = {**asdict(stats), "hits": hits}
+        write_out(json.dumps(figures, indent=2, ensure_ascii=False) + "\n")
+        return 0
+    lines = [f"cache: {stats.location}", f"answers: {stats.entries} ({_size(stats.size_bytes)})"]
+    if stats.oldest is not None and stats.newest is not None:
+        lines.append(f"stored: {_when(stats.oldest)} to {_when(stats.newest)}")
+    lines.append(f"hits: {hits} calls answered from the cache (run log)")
+    write_out("\n".join(lines) + "\n")
+    return 0
+
+
+async def _cache_stats() -> tuple[CacheStats, int]:
+    async with open_storage(orchestrator_home()) as storage:
+        return await storage.cache.stats(), await storage.runs.count_cached_calls()
+
+
+def cache_clear(args: argparse.Namespace) -> int:
+    removed, after = drive(_cache_clear())
+    write_out(f"removed {removed} cached answers from {after.location}\n")
+    return 0
+
+
+async def _cache_clear() -> tuple[int, CacheStats]:
+    async with open_storage(orchestrator_home()) as storage:
+        return await storage.cache.clear(), await storage.cache.stats()
+
+
+def _when(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
+
+
+def _size(size: int) -> str:
+    if size < 1024:
+        return f"{size} bytes"
+    if size < 1024 * 1024:
+        return f"{size / 1024:.1f} KB"
+    return f"{size / (1024 * 1024):.1f} MB"

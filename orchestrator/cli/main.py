@@ -7,8 +7,13 @@ import sys
 from collections.abc import Callable, Sequence
 
 from ..errors import OrchestratorError
-from . import commands
+from . import commands, evaluate
 from .render import Stopped, quiet_stdout
+
+CACHE_HELP = (
+    "answer requests identical to ones answered before from the response cache, at no cost "
+    "(every profile; `cache: true` does it for one)"
+)
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": commands.run,
@@ -17,6 +22,9 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "validate": commands.validate,
     "graph": commands.graph,
     "schema": commands.schema,
+    "cache stats": commands.cache_stats,
+    "cache clear": commands.cache_clear,
+    "eval": evaluate.evaluate,
 }
 
 
@@ -37,9 +45,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="stop after planning: show the plan and ask to approve, edit or abort",
     )
+    run.add_argument("--cache", action="store_true", help=CACHE_HELP)
     resume = sub.add_parser("resume", help="continue a run that failed, was stopped or is paused")
     resume.add_argument("run_id", metavar="RUN_ID")
     resume.add_argument("--json", action="store_true", help="print the result as JSON")
+    resume.add_argument("--cache", action="store_true", help=CACHE_HELP)
     runs = sub.add_parser("runs", help="list recent runs with status, cost and age")
     runs.add_argument("--limit", type=int, default=20, help="how many (default 20)")
     runs.add_argument("--json", action="store_true", help="print the list as JSON")
@@ -53,13 +63,20 @@ def _parser() -> argparse.ArgumentParser:
         "--out", metavar="FILE.svg", help="where to write the picture (default: NAME.svg)"
     )
     sub.add_parser("schema", help="print the JSON Schema of workflow YAML files")
+    cache = sub.add_parser("cache", help="the response cache: what it holds, or empty it")
+    actions = cache.add_subparsers(dest="subcommand", required=True, metavar="ACTION")
+    stats = actions.add_parser("stats", help="entries, size on disk, hits, oldest and newest")
+    stats.add_argument("--json", action="store_true", help="print the figures as JSON")
+    actions.add_parser("clear", help="remove every cached answer")
+    evaluate.add_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    command = " ".join(filter(None, (args.command, getattr(args, "subcommand", None))))
     try:
-        return COMMANDS[args.command](args)
+        return COMMANDS[command](args)
     except OrchestratorError as exc:
         # Plain print: rich would wrap a long message over several lines.
         print(f"error: {exc.message}", file=sys.stderr)

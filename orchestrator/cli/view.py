@@ -144,7 +144,7 @@ def usage_table(usage: Usage) -> Table:
             table,
             name,
             p.model,
-            str(p.calls),
+            f"{p.calls} ({p.cached_calls} from cache)" if p.cached_calls else str(p.calls),
             f"{mark}{p.input_tokens}",
             str(p.cached_input_tokens),
             f"{mark}{p.output_tokens}",

@@ -46,6 +46,13 @@ class RunContext:
             self.policies[chosen] = make_policy(chosen, self)
         return self.policies[chosen]
 
+    def prepare_policies(self) -> None:
+        """Make every policy this run can use now, so a bad one fails before any call."""
+        graph = self.spec.graph
+        nodes = [n.policy for n in graph.nodes.values()] if graph else []
+        for name in {self.policy_override} if self.policy_override else {None, *nodes}:
+            self.policy(name)
+
     def function(self, ref: str, what: str) -> Callable[..., Any]:
         """A Python callable: registered with `Workflow(functions=...)`, or a module:function
         the workflow lists under allow_python (running code is opt-in)."""

@@ -6,6 +6,7 @@ Per profile, from the outside in:
     OutputCapModel     the cap to send; cut-off reasoning asked again with a larger cap
     BudgetModel        the call's worst case reserved against `limits.budget_usd`
     LedgerModel        every billed call priced and recorded as it happens
+    CachedModel        (if the profile caches) an identical request answered from the cache
     the model itself   OpenAIChatModel for an endpoint (the embedded server included), or a
                        ChatModel the application plugged in with Workflow(spec, models=...)
 """
@@ -16,9 +17,11 @@ import asyncio
 from collections.abc import Mapping
 
 from ..spec import WorkflowSpec
+from ..storage.base import ResponseCache
 from . import local
 from .base import ChatModel
 from .budget import Budget, BudgetModel
+from .cache import CachedModel
 from .cutoff import OutputCapModel
 from .fallback import FallbackModel
 from .ledger import Ledger, LedgerModel
@@ -35,6 +38,16 @@ async def endpoint_model(spec: WorkflowSpec, name: str, pool: ClientPool) -> Cha
     return OpenAIChatModel(name, profile, pool.get(base_url, key), base_url)
 
 
+def cache_endpoint(spec: WorkflowSpec, name: str, model: ChatModel, plugged: bool) -> str:
+    """Where profile `name`'s answers come from, as the cache key names it."""
+    if plugged:
+        return f"profile:{name}"
+    if spec.models[name].provider == "local":
+        return "local"  # the embedded server's port changes with every process
+    assert isinstance(model, OpenAIChatModel)
+    return model.base_url
+
+
 async def connect(
     spec: WorkflowSpec,
     plugged: Mapping[str, ChatModel],
@@ -42,12 +55,29 @@ async def connect(
     pool: ClientPool,
     budget: Budget,
     ledger: Ledger,
+    cache: ResponseCache | None = None,
+    cache_all: bool = False,
+    cache_salt: str = "",
+    profiles: frozenset[str] | None = None,
 ) -> dict[str, ChatModel]:
-    """A wrapped model for every profile a run can use; an unused profile needs no key."""
+    """A wrapped model for every profile a run can use (`profiles`, default the spec's used
+    ones); an unused profile needs no key.
+
+    With `cache`, profiles with `cache: true` (every profile, with `cache_all`) answer
+    identical requests from it; it is checked first, so a broken cache costs no call.
+    """
     metered: dict[str, ChatModel] = {}
-    for name in sorted(spec.used_profiles() | plugged.keys()):
+    checked = False
+    wanted = spec.used_profiles() if profiles is None else profiles
+    for name in sorted(wanted | (plugged.keys() & spec.models.keys())):
         profile = spec.models[name]
         inner = plugged.get(name) or await endpoint_model(spec, name, pool)
+        if cache is not None and (cache_all or profile.cache):
+            if not checked:
+                await cache.check()
+                checked = True
+            endpoint = cache_endpoint(spec, name, inner, name in plugged)
+            inner = CachedModel(inner, cache, endpoint=endpoint, profile=profile, salt=cache_salt)
         recorded = LedgerModel(
             inner, ledger, profile=name, model=profile.model, price=profile.price
         )

@@ -49,7 +49,7 @@ from .wire import (
     sse_events,
 )
 
-__all__ = ["OPENAI_URL", "ClientPool", "OpenAIChatModel", "resolve_endpoint"]
+__all__ = ["OPENAI_URL", "ClientPool", "OpenAIChatModel", "resolve_endpoint", "sampling"]
 
 OPENAI_URL = "https://api.openai.com/v1"
 # After `[DONE]` only the end of the chunked body should follow; reading it lets the connection
@@ -107,6 +107,16 @@ def resolve_endpoint(profile_name: str, profile: ModelProfile) -> tuple[str, str
     return base_url.rstrip("/"), key
 
 
+def sampling(profile: ModelProfile, params: RequestParams) -> tuple[float | None, str | None]:
+    """The temperature and reasoning effort a request is sent with (None: not sent): the
+    request's overrides, else the profile's. Reasoning models reject temperature (and top_p);
+    effort is theirs alone."""
+    if profile.reasoning:
+        return None, params.reasoning_effort or profile.reasoning_effort
+    temperature = profile.temperature if params.temperature is None else params.temperature
+    return temperature, None
+
+
 class OpenAIChatModel(ChatModel):
     """A profile served by an OpenAI-compatible endpoint (OpenAI, vLLM, llama.cpp, DeepSeek...)."""
 
@@ -147,17 +157,11 @@ class OpenAIChatModel(ChatModel):
         }
         if params.max_output_tokens is not None:
             body["max_completion_tokens"] = params.max_output_tokens
-        # Reasoning models reject temperature (and top_p); effort is theirs alone.
-        if self.spec.reasoning:
-            effort = params.reasoning_effort or self.spec.reasoning_effort
-            if effort:
-                body["reasoning_effort"] = effort
-        else:
-            temperature = (
-                self.spec.temperature if params.temperature is None else params.temperature
-            )
-            if temperature is not None:
-                body["temperature"] = temperature
+        temperature, effort = sampling(self.spec, params)
+        if effort:
+            body["reasoning_effort"] = effort
+        if temperature is not None:
+            body["temperature"] = temperature
         if params.sample:
             body["seed"] = params.sample  # a sample drawn to differ: reproducible where supported
         if params.response_format is not None:

@@ -1,4 +1,5 @@
-"""Where runs are kept: checkpoints, the run log and run leases, opened together.
+"""Where runs are kept: checkpoints, the run log, run leases and the response cache, opened
+together.
 
     async with open_storage() as storage:        # $ORCHESTRATOR_HOME, else ~/.orchestrator
         await storage.runs.start_run(run_id, ...)
@@ -19,11 +20,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from .base import RUN_STATUSES, LeaseHolder, RunLog, RunRow, Storage
+from .base import (
+    RUN_STATUSES,
+    CachedAnswer,
+    CacheStats,
+    LeaseHolder,
+    ResponseCache,
+    RunLog,
+    RunRow,
+    Storage,
+)
 
 __all__ = [
     "RUN_STATUSES",
+    "CacheStats",
+    "CachedAnswer",
     "LeaseHolder",
+    "ResponseCache",
     "RunLog",
     "RunRow",
     "Storage",

@@ -1,4 +1,4 @@
-"""The storage interface: where a run's checkpoints, its run log and (soon) the response cache live.
+"""The storage interface: where a run's checkpoints, its run log and the response cache live.
 
 One `Storage` is opened from one location (a directory for SQLite; a PostgreSQL URL next) and
 holds all three, so a deployment points everything at one place. Implementations never block
@@ -10,6 +10,10 @@ paid for. No API key is ever written to storage.
 
 A run id is leased to one process at a time (`acquire_lease`): two `resume` processes on one
 run cannot both execute it, and a lease whose holder died (or stopped renewing it) can be taken.
+
+The response cache maps a request's key (a sha256 of the canonical request, see
+orchestrator/models/cache.py) to a complete answer, so an identical request can be answered
+without calling the endpoint again.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Protocol
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
-from ..models.base import CallRecord
+from ..models.base import CallRecord, TokenUsage
 
 RUN_STATUSES = (
     "running",
@@ -91,11 +95,65 @@ class RunLog(Protocol):
 
     async def release_lease(self, run_id: str, owner: str) -> None: ...
 
+    async def count_cached_calls(self) -> int:
+        """Calls answered from the response cache, over every run in the log."""
+
+
+@dataclass(frozen=True)
+class CachedAnswer:
+    """A complete answer as the response cache keeps it: what replaying the call needs.
+
+    `usage` and `latency_s` are the original call's, so a hit is recorded with what the
+    answer really took (at cost 0).
+    """
+
+    content: str
+    trace: str | None
+    finish_reason: str
+    usage: TokenUsage
+    latency_s: float
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    """What the response cache holds. `oldest`/`newest`: when entries were stored (epoch s)."""
+
+    location: str
+    entries: int
+    size_bytes: int
+    oldest: float | None
+    newest: float | None
+
+
+class ResponseCache(Protocol):
+    """Complete answers by request key (a sha256 hex digest, never anything secret)."""
+
+    async def check(self) -> None:
+        """Open the cache if needed; StorageError if it cannot be used. A run that caches
+        calls this before its first model call, so a broken cache costs nothing."""
+
+    async def get(self, key: str) -> CachedAnswer | None: ...
+
+    def put(self, key: str, answer: CachedAnswer) -> None:
+        """Store `answer` under `key`, written behind: it returns at once, a later `get` in
+        this process sees it, and closing the storage waits for the write.
+
+        Not a coroutine on purpose: the answer was billed, and the ledger records it only
+        once `put` returns, so a put must never wait (a cancellation there would lose the
+        record) nor raise (a failed write is reported and the answer simply not cached).
+        """
+
+    async def stats(self) -> CacheStats: ...
+
+    async def clear(self) -> int:
+        """Remove every entry; how many there were."""
+
 
 class Storage(Protocol):
-    """Checkpointer, run log and cache, opened together from one location."""
+    """Checkpointer, run log and response cache, opened together from one location."""
 
     location: str
     """Where it is, for messages (a directory, or a URL with any password removed)."""
     checkpointer: BaseCheckpointSaver[str]
     runs: RunLog
+    cache: ResponseCache

@@ -31,6 +31,7 @@ SQLITE_NOTADB = 26
 _LOST = {
     "runs.sqlite": "its run history is lost",
     "checkpoints.sqlite": "runs saved in it can no longer be resumed",
+    "cache.sqlite": "only cached answers are lost",
 }
 
 

@@ -2,7 +2,8 @@
 
 `MIGRATIONS` only ever grows at its end. Each function runs once per database, in order, inside
 its own transaction, and the `_migrations` table records it by name (the function's name), so a
-change is never renamed or edited once released: a new one is appended instead.
+change is never renamed or edited once released: a new one is appended instead. The response
+cache (cache.sqlite) keeps its own list the same way, in sqlite_cache.py.
 
 A runs.sqlite written by the old `orchestrator/runlog.py` numbered its single migration with
 `pragma user_version = 1` and has no `_migrations` table: it is adopted by recording
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 
 import aiosqlite
@@ -108,19 +109,24 @@ MIGRATIONS: list[Migration] = [
 ]
 
 
-async def migrate(db: aiosqlite.Connection) -> list[str]:
-    """Apply every migration this database lacks; the names applied, in order.
+async def migrate(
+    db: aiosqlite.Connection, migrations: Sequence[Migration] | None = None
+) -> list[str]:
+    """Apply every one of `migrations` (default: the run log's) this database lacks; the names
+    applied, in order.
 
     `db` must be in autocommit mode (isolation_level=None): transactions here are explicit.
     Another process may be migrating the same file: each migration re-checks, inside its
     write transaction, that it is still needed.
     """
+    runs = migrations is None  # only a run log can have been made by the old runlog.py
+    migrations = MIGRATIONS if migrations is None else migrations
     applied = await _applied(db)
     if applied is None:
-        await _transaction(db, _create_ledger)
+        await _transaction(db, _create_ledger if runs else _create_table)
         applied = await _applied(db) or set()
     done: list[str] = []
-    for migration in MIGRATIONS:
+    for migration in migrations:
         if migration.__name__ not in applied and await _transaction(db, _once(migration)):
             done.append(migration.__name__)
     return done
@@ -139,10 +145,15 @@ async def _applied(db: aiosqlite.Connection) -> set[str] | None:
     return {name for (name,) in await db.execute_fetchall("select name from _migrations")}
 
 
-async def _create_ledger(db: aiosqlite.Connection) -> bool:
+async def _create_table(db: aiosqlite.Connection) -> bool:
     await db.execute(
         "create table if not exists _migrations (name text primary key, applied_at real not null)"
     )
+    return True
+
+
+async def _create_ledger(db: aiosqlite.Connection) -> bool:
+    await _create_table(db)
     ((version,),) = await db.execute_fetchall("pragma user_version")
     if version >= 1:  # made by the old runlog.py: its one migration is m001
         await _record(db, m001_runs_and_calls.__name__)

@@ -1,11 +1,14 @@
-"""`SqliteStorage`: the state directory (ORCHESTRATOR_HOME) holding two SQLite files.
+"""`SqliteStorage`: the state directory (ORCHESTRATOR_HOME) holding three SQLite files.
 
     checkpoints.sqlite   LangGraph's AsyncSqliteSaver: each run's graph state, to resume from
     runs.sqlite          the run log: runs, every billed call, run leases (sqlite_runlog.py)
+    cache.sqlite         the response cache (sqlite_cache.py), opened only when a run caches
 
-Two files, because LangGraph owns the checkpoint schema and its saver manages its own
-connection and transactions. Both are opened, and checked to be SQLite databases, before any
-model is called: a broken directory is reported up front as one StorageError.
+Apart, because LangGraph owns the checkpoint schema and its saver manages its own connection
+and transactions, and because the cache is disposable while the other two are not. Checkpoints
+and the run log are opened, and checked to be SQLite databases, before any model is called; the
+cache is checked before the first call of a run that uses it. A broken directory is reported up
+front as one StorageError.
 """
 
 from __future__ import annotations
@@ -28,16 +31,18 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-from .base import RunLog
+from .base import ResponseCache, RunLog
 from .diagnose import prepare_home, translating
+from .sqlite_cache import SqliteResponseCache
 from .sqlite_runlog import BUSY_TIMEOUT_S, SqliteRunLog
 
 CHECKPOINTS_FILE = "checkpoints.sqlite"
 RUNS_FILE = "runs.sqlite"
+CACHE_FILE = "cache.sqlite"
 
 
 class SqliteStorage:
-    """Checkpointer and run log in one directory. Open with `SqliteStorage.open`."""
+    """Checkpointer, run log and response cache in one directory. Open with `open`."""
 
     def __init__(self, home: Path, checkpointer: CheckpointSaver, runs: SqliteRunLog) -> None:
         self.location = str(home)
@@ -48,6 +53,8 @@ class SqliteStorage:
         self.runs: RunLog = runs
         self._saver = checkpointer
         self._runs = runs
+        self._cache = SqliteResponseCache(home / CACHE_FILE)
+        self.cache: ResponseCache = self._cache
 
     @classmethod
     async def open(cls, home: Path) -> SqliteStorage:
@@ -63,9 +70,12 @@ class SqliteStorage:
 
     async def close(self) -> None:
         try:
-            await self._runs.close()
+            await self._cache.close()
         finally:
-            await self._saver.conn.close()
+            try:
+                await self._runs.close()
+            finally:
+                await self._saver.conn.close()
 
 
 class CheckpointSaver(AsyncSqliteSaver):

@@ -179,6 +179,10 @@ class SqliteRunLog:
         )
         return [_call_record(row) for row in rows]
 
+    async def count_cached_calls(self) -> int:
+        rows = await self._read("select count(*) from calls where cached = 1", ())
+        return int(rows[0][0])
+
     async def get_run(self, run_id: str) -> RunRow | None:
         rows = await self._runs("where r.run_id = ?", (run_id,))
         return rows[0] if rows else None

@@ -1,0 +1,1 @@
+"""The shipped evaluation sets (datasets/ in the repository)."""
