@@ -40,6 +40,7 @@ lint: $(VENV)/.dev-installed
 bench: $(VENV)/.dev-installed
 	$(BIN)/python benchmarks/overhead.py
 	$(BIN)/python benchmarks/critical_path.py
+	$(BIN)/python benchmarks/allocation.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -132,9 +132,10 @@ def no_trace_leaked(server: FakeOpenAI, output: str) -> None:
 
 def test_the_examples_are_all_here() -> None:
     names = {p.stem for p in GRAPHS}
-    assert {"research-brief", "code-change", "math-verify", "support-triage", "data-report"} <= (
-        names
-    )
+    assert {
+        "research-brief", "code-change", "math-verify", "support-triage", "data-report",
+        "math-cascade", "math-vote", "math-router", "local-math",
+    } <= names  # fmt: skip
     assert "quickstart" in names and graph_file("quickstart") not in REMOTE
 
 
@@ -179,8 +180,30 @@ def test_runs_on_any_endpoint_without_edits(path: Path) -> None:
 # -- every remote file runs end to end --------------------------------------------------------
 
 
+def with_router(path: Path, tmp_path: Path) -> Path:
+    """A copy of a router workflow beside a router trained on toy outcomes (as a user trains
+    one with `orchestrator eval --train-router` before using it)."""
+    from orchestrator.policies.router import save_router, train_router
+
+    spec = load_workflow(path)
+    (cheap, c), (strong, r) = spec.profile_for("generate"), spec.profile_for("reason")
+    texts = [f"problem {i} with {'many hard steps ' * (i % 3)}" for i in range(20)]
+    trained = train_router(
+        texts, [i % 3 == 0 for i in range(20)],
+        cheap={"profile": cheap, "model": c.model}, strong={"profile": strong, "model": r.model},
+    )  # fmt: skip
+    save_router(trained, tmp_path / "router.json")
+    copy = tmp_path / path.name
+    copy.write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    return copy
+
+
 @pytest.mark.parametrize("path", REMOTE, ids=[p.stem for p in REMOTE])
-async def test_every_example_runs_end_to_end(path: Path, server: FakeOpenAI) -> None:
+async def test_every_example_runs_end_to_end(
+    path: Path, server: FakeOpenAI, tmp_path: Path
+) -> None:
+    if "type: router" in path.read_text(encoding="utf-8"):
+        path = with_router(path, tmp_path)
     spec = load_workflow(path)
     server.set_plan(
         {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -32,3 +33,23 @@ def test_quickstart_on_the_embedded_model(tmp_path: Path, monkeypatch: pytest.Mo
     url = local.ensure_started()
     assert urlparse(url).hostname == "127.0.0.1"
     assert local.ensure_started() == url
+
+
+def test_an_evaluation_runs_offline_on_the_embedded_model(tmp_path: Path) -> None:
+    """`orchestrator eval` end to end on SmolLM2: the table, summary.json and the picture."""
+    from tests.clirun import run_cli
+
+    out = tmp_path / "out"
+    done = run_cli(
+        "eval", str(REPO / "graphs" / "local-math.yaml"), "--dataset", "smoke", "--limit", "3",
+        "--policies", "agreed", "--scorer", "numeric", "--out", str(out),
+        ORCHESTRATOR_HOME=str(tmp_path / "home"), OPENAI_BASE_URL="http://127.0.0.1:9/v1",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "all-generate" in done.stdout and "agreed" in done.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["items"] == 3 and set(summary["policies"]) == {
+        "all-generate", "all-reason", "agreed",
+    }  # fmt: skip
+    assert (out / "frontier.svg").read_text().startswith("<svg")
+    assert "frontier.svg" in (out / "report.md").read_text()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import sys
@@ -51,14 +52,20 @@ def add_parser(sub: Any) -> None:
 
 
 def dataset_path(value: str) -> Path:
-    """A dataset file, or the name of a shipped one (`arithmetic`)."""
+    """A dataset file, or the name of a shipped one (`arithmetic`): from the installed package,
+    else from a source checkout's datasets/."""
     path = Path(value)
     if path.exists() or re.search(r"[/\\.]", value):
         return path
-    shipped = resources.files("orchestrator._datasets").joinpath(f"{value}.jsonl")
-    if not shipped.is_file():
-        raise UsageError(f"no dataset {value!r}: give a JSONL or CSV file")
-    return Path(str(shipped))
+    candidates = [Path(__file__).resolve().parents[2] / "datasets" / f"{value}.jsonl"]
+    with contextlib.suppress(ImportError, TypeError, ValueError):  # not installed as a package
+        candidates.insert(
+            0, Path(str(resources.files("orchestrator._datasets") / f"{value}.jsonl"))
+        )
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise UsageError(f"no dataset {value!r}: give a JSONL or CSV file, or a shipped set's name")
 
 
 def evaluate(args: argparse.Namespace) -> int:
@@ -186,14 +193,14 @@ def _print_sweep(out: Path, records: Any, router: Path) -> None:
     (out / "sweep.json").write_text(
         json.dumps([p.to_dict() for p in points], indent=2) + "\n", encoding="utf-8"
     )
-    wide_console().print(table)
+    show(table)
 
 
 def _report(args: argparse.Namespace, summary: dict[str, Any], policies: tuple[str, ...]) -> int:
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        wide_console().print(summary_table(summary))
+        show(summary_table(summary))
     checked = [p for p in policies if p not in (GENERATE, REASON)] or list(summary["policies"])
     failed = []
     for name in checked:
@@ -207,12 +214,24 @@ def _report(args: argparse.Namespace, summary: dict[str, Any], policies: tuple[s
     return 1 if failed else 0
 
 
+def show(table: Table) -> None:
+    """Print `table` on stdout; piped, as wide as it needs: at 120 columns rich would cut the
+    summary's policy names and intervals to `all-gener…`, and a log has no width to fit."""
+    console = wide_console()
+    if not console.is_terminal:
+        unbounded = console.options.update_width(10_000)
+        console.width = max(console.width, console.measure(table, options=unbounded).maximum)
+    console.print(table)
+
+
 def summary_table(summary: dict[str, Any]) -> Table:
     table = Table(title=f"{summary['workflow']} · {summary['items']} items")
     columns = ("policy", "accuracy", "95% CI", "cost", "per item", "vs all-reason",
                "reason share", "PGR", "p50 s", "p95 s", "pareto")  # fmt: skip
     for column in columns:
-        table.add_column(column, justify="left" if column == "policy" else "right")
+        # Policy names are what the table is about: never cut them short.
+        table.add_column(column, justify="left" if column == "policy" else "right",
+                         no_wrap=column == "policy")  # fmt: skip
     for name, m in summary["policies"].items():
         lo, hi = m["ci95"]
         add_row(
