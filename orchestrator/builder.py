@@ -50,6 +50,14 @@ class WorkflowBuilder:
         self._data.setdefault("limits", {}).update(limits)
         return self
 
+    def policy(self, name: str, **settings: Any) -> WorkflowBuilder:
+        """`policy`: the workflow's policy. With settings, `name` is also defined under
+        `policies` (e.g. `.policy("careful", type="cascade", check="agree", samples=5)`)."""
+        self._data["policy"] = name
+        if settings:
+            self._data.setdefault("policies", {})[name] = settings
+        return self
+
     def allow_python(self, *functions: str) -> WorkflowBuilder:
         """`allow_python`: module:function names python nodes may import and call."""
         self._data.setdefault("allow_python", []).extend(functions)

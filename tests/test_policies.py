@@ -212,3 +212,18 @@ def test_the_live_view_summarises_each_route() -> None:
         checks=(CheckResult("vote", True, "", 0.6),),
     )  # fmt: skip
     assert route_summary(voted) == "sc vote 3/5✓"
+
+
+def test_the_builder_sets_and_defines_policies(tmp_path: Path) -> None:
+    (tmp_path / "q.md").write_text("Answer.\n=== user ===\n{{ task }}\n")
+    spec = (
+        WorkflowBuilder("b")
+        .model("thinker", "think-model", reasoning=True)
+        .model("writer", "write-model")
+        .policy("careful", type="cascade", check="agree", samples=4)
+        .node("answer", "generate", prompt="q.md")
+        .build(base_dir=tmp_path)
+    )
+    careful = spec.policy_named(spec.policy)
+    assert spec.policy == "careful" and careful.type == "cascade" and careful.samples == 4
+    assert WorkflowBuilder("c").model("w", "m").policy("all-reason").build().policy == "all-reason"
