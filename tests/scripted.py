@@ -79,7 +79,9 @@ class Truth:
             fmt = (body.get("response_format") or {}).get("json_schema") or {}
             if fmt.get("name") == "judge":
                 shown = _CHECKED.search(_text(body["messages"][-1]))
-                return Reply(content=json.dumps(self.verdict(item, shown.group(1) if shown else "")))
+                return Reply(
+                    content=json.dumps(self.verdict(item, shown.group(1) if shown else ""))
+                )
             return Reply(content=self.answer(item, str(body["model"]), int(body.get("seed") or 0)))
 
         return respond

@@ -1,4 +1,5 @@
-"""The wheel carries what a `pip install` user needs: graphs, prompts and the type marker."""
+"""The wheel carries what a `pip install` user needs: graphs, prompts, datasets and the type
+marker."""
 
 from __future__ import annotations
 
@@ -37,6 +38,13 @@ def test_wheel_ships_graphs_and_prompts(tmp_path: Path) -> None:
         assert f"orchestrator/_graphs/{path.name}" in names
     for path in (REPO / "prompts").glob("*.md"):
         assert f"orchestrator/_prompts/{path.name}" in names
+    # `orchestrator eval --dataset arithmetic` reads the shipped sets from the package, and
+    # their README and LICENSE travel with them (the rows are MIT-licensed data).
+    datasets = REPO / "datasets"
+    shipped = [*datasets.rglob("*.jsonl"), datasets / "README.md", datasets / "LICENSE"]
+    assert {"smoke.jsonl", "arithmetic.jsonl"} <= {p.name for p in shipped}
+    for path in shipped:
+        assert f"orchestrator/_datasets/{path.relative_to(datasets).as_posix()}" in names
     # Every module of the package is in the wheel (a subpackage missing from pyproject's
     # `packages` list would be silently left out).
     for path in (REPO / "orchestrator").rglob("*.py"):

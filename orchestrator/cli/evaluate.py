@@ -69,8 +69,14 @@ def dataset_path(value: str) -> Path:
 
 
 def evaluate(args: argparse.Namespace) -> int:
+    if not 0 < args.reason_share < 1:
+        raise UsageError("--reason-share is a share of steps: between 0 and 1, e.g. 0.3")
     if args.replay:
         return _replay(args)
+    if args.router:
+        raise UsageError(
+            "--router sweeps a router over a finished evaluation: use it with --replay"
+        )
     if not args.workflow or not args.dataset:
         raise UsageError("eval needs WORKFLOW and --dataset FILE (or --replay DIR)")
     if args.repeat < 1 or args.concurrency < 1 or (args.limit is not None and args.limit < 1):
@@ -134,8 +140,7 @@ async def _run_with_progress(evaluation: Evaluation) -> None:
 
 def _replay(args: argparse.Namespace) -> int:
     out = Path(args.replay)
-    meta_path = out / META
-    meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
+    meta = _read_meta(out)
     records = read_records(out)
     policies = tuple(meta.get("policies") or ())
     summary = write_outputs(
@@ -152,13 +157,24 @@ def _replay(args: argparse.Namespace) -> int:
     return _report(args, summary, policies)
 
 
+def _read_meta(out: Path) -> dict[str, Any]:
+    """OUT/eval.json, or {}: an evaluation run through the SDK (`Evaluation`) writes none."""
+    path = out / META
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
 def _train(
     args: argparse.Namespace,
     out: Path,
     records: Any,
     meta: dict[str, Any] | None = None,
 ) -> None:
-    meta = meta or json.loads((out / META).read_text(encoding="utf-8"))
+    meta = _read_meta(out) if meta is None else meta
+    if "cheap" not in meta or "strong" not in meta:
+        raise UsageError(
+            f"no {META} in {out} naming the cheap and strong profiles, which a router is "
+            "trained for; `orchestrator eval WORKFLOW --dataset FILE` writes it"
+        )
     trained = train_from(
         records,
         read_inputs(out),

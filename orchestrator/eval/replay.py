@@ -35,8 +35,15 @@ def read_inputs(out: Path) -> dict[str, str]:
     path = out / ITEMS
     if not path.is_file():
         raise UsageError(f"no {ITEMS} in {out}: it is written when an evaluation starts")
-    rows = (json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line)
-    return {row["id"]: row["input"] for row in rows}
+    inputs = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        try:
+            row = json.loads(line) if line.strip() else None
+            if row is not None:
+                inputs[str(row["id"])] = str(row["input"])
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise UsageError(f'{path}:{number}: not an item line ({{"id", "input"}})') from None
+    return inputs
 
 
 def write_outputs(
