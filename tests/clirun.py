@@ -7,13 +7,16 @@ import subprocess
 import sys
 
 
-def run_cli(*args: str, stdin: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run `orchestrator ARGS` with this process's environment plus `env`; stdin from `stdin`."""
+def run_cli(
+    *args: str, stdin: str | None = None, timeout: float = 60, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Run `orchestrator ARGS` with this process's environment plus `env`; stdin from `stdin`.
+    `timeout` is a guard against a hang, not a speed assertion."""
     return subprocess.run(
         [sys.executable, "-m", "orchestrator.cli", *args],
         input=stdin,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
         env={**os.environ, "ORCHESTRATOR_PLAIN": "1", **env},
     )

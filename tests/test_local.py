@@ -44,6 +44,7 @@ def test_an_evaluation_runs_offline_on_the_embedded_model(tmp_path: Path) -> Non
         "eval", str(REPO / "graphs" / "local-math.yaml"), "--dataset", "smoke", "--limit", "3",
         "--policies", "agreed", "--scorer", "numeric", "--out", str(out),
         ORCHESTRATOR_HOME=str(tmp_path / "home"), OPENAI_BASE_URL="http://127.0.0.1:9/v1",
+        timeout=280,  # a loaded 2-core machine runs a 135M model slowly; this is a hang guard
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "all-generate" in done.stdout and "agreed" in done.stdout
