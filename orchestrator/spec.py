@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
 
 import pydantic
@@ -31,7 +31,7 @@ from orchestrator.policyspec import (
 Role = Literal["plan", "reason", "generate", "synthesize"]
 Effort = Literal["none", "minimal", "low", "medium", "high", "xhigh"]
 InstructionRole = Literal["system", "developer"]
-Provider = Literal["openai", "local"]  # local: the embedded llama.cpp model
+Provider = Literal["openai", "local", "langchain"]  # local: the embedded llama.cpp model
 ROLES: tuple[Role, ...] = ("plan", "reason", "generate", "synthesize")
 _FROZEN = ConfigDict(extra="forbid", frozen=True)
 ProfileName = Annotated[str, pydantic.StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")]
@@ -65,9 +65,21 @@ class Price(BaseModel):
 class ModelProfile(BaseModel):
     """One model behind one endpoint, and how to talk to it."""
 
-    model_config = _FROZEN
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_by_name=True)
     model: str = Field(min_length=1, description="The model id sent to the endpoint.")
-    provider: Provider = Field(default="openai", description="`local`: the embedded model.")
+    provider: Provider = Field(
+        default="openai",
+        description="`local`: the embedded model; `langchain`: a LangChain chat model (`class`).",
+    )
+    chat_class: str | None = Field(
+        default=None,
+        alias="class",
+        description="provider: langchain: the chat model's class, as package.module:ClassName.",
+    )
+    kwargs: dict[str, Any] = Field(
+        default_factory=dict,
+        description="provider: langchain: keyword arguments for the class (key, max_tokens...).",
+    )
     base_url: str | None = Field(default=None, description="Default: $OPENAI_BASE_URL or OpenAI.")
     api_key: SecretStr | None = Field(default=None, description="Default: $OPENAI_API_KEY.")
     reasoning: bool = Field(default=False, description="A reasoning model (o3, R1, ...).")
@@ -110,9 +122,38 @@ class ModelProfile(BaseModel):
         if info.data.get("provider") == "local":
             message = f"provider: local runs the embedded model; remove {info.field_name}"
             raise PydanticCustomError("local_endpoint", message)
+        if info.data.get("provider") == "langchain":
+            message = (
+                f"provider: langchain takes {info.field_name} in kwargs, named as the class does"
+            )
+            raise PydanticCustomError("langchain_endpoint", message)
         if info.field_name == "base_url" and not str(value).startswith(("http://", "https://")):
             raise PydanticCustomError("url", "expected an http:// or https:// URL")
         return value
+
+    @pydantic.field_validator("chat_class")
+    @classmethod
+    def _check_class(cls, value: str | None, info: pydantic.ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        if info.data.get("provider") != "langchain":
+            raise PydanticCustomError("class_provider", "class is for provider: langchain")
+        from orchestrator.models.langchain import chat_class  # imports LangChain packages
+
+        try:
+            chat_class(value)
+        except ValueError as exc:
+            raise PydanticCustomError("chat_class", "{reason}", {"reason": str(exc)}) from None
+        return value
+
+    @pydantic.model_validator(mode="after")
+    def _langchain_needs_class(self) -> ModelProfile:
+        if self.provider == "langchain" and self.chat_class is None:
+            message = "provider: langchain needs class: package.module:ClassName"
+            raise PydanticCustomError("langchain_class", message)
+        if self.kwargs and self.provider != "langchain":
+            raise PydanticCustomError("kwargs_provider", "kwargs is for provider: langchain")
+        return self
 
     @pydantic.field_validator("temperature")
     @classmethod

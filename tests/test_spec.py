@@ -475,14 +475,15 @@ def test_json_schema() -> None:
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert schema["title"] == "orchestrator workflow"
     jsonschema.Draft202012Validator.check_schema(schema)
-    # Only the free-form values are open: a graph's initial state, and the JSON Schemas a node
-    # or a cascade's schema check gives.
+    # Only the free-form values are open: a graph's initial state, the JSON Schemas a node
+    # or a cascade's schema check gives, and a langchain profile's kwargs.
     open_objects = [o for o in _objects(schema) if o.get("additionalProperties") is True]
     state = schema["$defs"]["GraphSpec"]["properties"]["state"]
     node_schema = schema["$defs"]["NodeSpec"]["properties"]["schema"]["anyOf"][0]
     check_schema = schema["$defs"]["CascadePolicy"]["properties"]["schema"]["anyOf"][0]
-    assert len(open_objects) == 3
-    for free in (state, node_schema, check_schema):
+    kwargs = schema["$defs"]["ModelProfile"]["properties"]["kwargs"]
+    assert len(open_objects) == 4
+    for free in (state, node_schema, check_schema, kwargs):
         assert any(o is free for o in open_objects)
     assert all("additionalProperties" in obj for obj in _objects(schema))
     assert "source" not in schema["properties"]

@@ -7,8 +7,9 @@ Per profile, from the outside in:
     BudgetModel        the call's worst case reserved against `limits.budget_usd`
     LedgerModel        every billed call priced and recorded as it happens
     CachedModel        (if the profile caches) an identical request answered from the cache
-    the model itself   OpenAIChatModel for an endpoint (the embedded server included), or a
-                       ChatModel the application plugged in with Workflow(spec, models=...)
+    the model itself   OpenAIChatModel for an endpoint (the embedded server included), a
+                       LangChainModel for `provider: langchain`, or a ChatModel the
+                       application plugged in with Workflow(spec, models=...)
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .budget import Budget, BudgetModel
 from .cache import CachedModel
 from .cutoff import OutputCapModel
 from .fallback import FallbackModel
+from .langchain import cache_identity, connect_langchain
 from .ledger import Ledger, LedgerModel
 from .openai import ClientPool, OpenAIChatModel, resolve_endpoint
 
@@ -34,6 +36,8 @@ async def endpoint_model(spec: WorkflowSpec, name: str, pool: ClientPool) -> Cha
     if profile.provider == "local":
         base_url = await asyncio.to_thread(local.ensure_started)
         return OpenAIChatModel(name, profile, pool.get(base_url, "local"), base_url)
+    if profile.provider == "langchain":
+        return connect_langchain(name, profile)
     base_url, key = resolve_endpoint(name, profile)
     return OpenAIChatModel(name, profile, pool.get(base_url, key), base_url)
 
@@ -44,6 +48,8 @@ def cache_endpoint(spec: WorkflowSpec, name: str, model: ChatModel, plugged: boo
         return f"profile:{name}"
     if spec.models[name].provider == "local":
         return "local"  # the embedded server's port changes with every process
+    if spec.models[name].provider == "langchain":
+        return cache_identity(spec.models[name])
     assert isinstance(model, OpenAIChatModel)
     return model.base_url
 
