@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from ..errors import OrchestratorError
-from . import commands, evaluate
+from . import commands, evaluate, serve
 from .render import Stopped, quiet_stdout
 
 CACHE_HELP = (
@@ -25,6 +25,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "cache stats": commands.cache_stats,
     "cache clear": commands.cache_clear,
     "eval": evaluate.evaluate,
+    "serve": serve.serve,
 }
 
 
@@ -69,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     stats.add_argument("--json", action="store_true", help="print the figures as JSON")
     actions.add_parser("clear", help="remove every cached answer")
     evaluate.add_parser(sub)
+    serve.add_parser(sub)
     return parser
 
 
