@@ -6,7 +6,12 @@ solve independent parts in parallel, synthesize, and account for every token and
     print(result.output, result.usage.cost_usd)
 
 Test models for your own tests are in `orchestrator.testing` (`TestModel`, `FunctionModel`).
+
+orchestrator logs through `logging` under the `orchestrator` logger, silent by default (a
+NullHandler): a debug line per call, a warning per retried attempt, run start and finish at info.
 """
+
+import logging
 
 from .builder import WorkflowBuilder
 from .errors import (
@@ -30,6 +35,7 @@ from .events import (
     AnswerRestarted,
     AnswerToken,
     CallFinished,
+    CallRetried,
     Event,
     PlanReady,
     RunFinished,
@@ -48,6 +54,7 @@ from .models.base import (
     ResponseFormat,
     TokenUsage,
 )
+from .models.retry import FailedAttempt, RetryReason
 from .models.wrapper import WrapperModel
 from .policyspec import (
     CascadePolicy,
@@ -82,6 +89,7 @@ __all__ = [
     "CallFinished",
     "CallPurpose",
     "CallRecord",
+    "CallRetried",
     "CascadePolicy",
     "ChatModel",
     "CheckResult",
@@ -94,6 +102,7 @@ __all__ = [
     "ErrorInfo",
     "Event",
     "ExpressionError",
+    "FailedAttempt",
     "FixedPolicy",
     "GraphSpec",
     "Kind",
@@ -115,6 +124,7 @@ __all__ = [
     "Question",
     "RequestParams",
     "ResponseFormat",
+    "RetryReason",
     "Role",
     "Roles",
     "Route",
@@ -148,3 +158,6 @@ __all__ = [
     "parse_workflow",
     "workflow_json_schema",
 ]
+
+# A library's logger is silent unless the application configures logging (the CLI: --verbose).
+logging.getLogger(__name__).addHandler(logging.NullHandler())

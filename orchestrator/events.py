@@ -2,17 +2,20 @@
 
     PlanReady → (SubproblemStarted → SubproblemFinished)* → AnswerToken* → RunFinished
 
-`CallFinished` accompanies every billed model call, whichever step made it. `AnswerRestarted`
+`CallFinished` accompanies every billed model call, whichever step made it; `CallRetried` every
+failed attempt that is tried again, as it fails (before the wait). `AnswerRestarted`
 appears between answer tokens only when a retried stream could not continue the text already
 sent: the answer so far is withdrawn and streams again from its start.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .models.base import CallRecord
+from .models.retry import FailedAttempt
 from .steps import Route, Step, StepResult
 
 if TYPE_CHECKING:
@@ -37,6 +40,8 @@ class SubproblemStarted:
     """What is being solved: id, kind, task, dependencies."""
     route: Route
     """The profile and model that answer it, and why."""
+    at: float = field(default_factory=time.time, compare=False)
+    """Wall-clock time (`time.time()`) it started."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,8 @@ class SubproblemFinished:
 
     result: StepResult
     """Its status (`done` or `failed`, then `error` says why), answer, trace, usage and cost."""
+    at: float = field(default_factory=time.time, compare=False)
+    """Wall-clock time (`time.time()`) it ended."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,21 @@ class CallFinished:
 
     call: CallRecord
     """Profile, model, purpose, the step it was made for, tokens, cost, latency, start time."""
+
+
+@dataclass(frozen=True)
+class CallRetried:
+    """A model call's attempt failed and the call will try again after a wait (never billed).
+
+    Sent as the attempt fails, before the wait, so a view can show the call as waiting. The
+    last failed attempt of a call that gives up is not an event (the call's error is), but it
+    is in the run log with the others.
+    """
+
+    attempt: FailedAttempt
+    """`profile`, `model`, `purpose`, `step`; `number` of `attempts`; `reason` (status,
+    timeout, connection, malformed, error) with `detail` and `status`; `started_at`,
+    `duration_s`; `wait_s`, the seconds before the next attempt (always set here)."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +103,7 @@ Event = (
     | SubproblemStarted
     | SubproblemFinished
     | CallFinished
+    | CallRetried
     | AnswerToken
     | AnswerRestarted
     | RunFinished

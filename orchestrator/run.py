@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import re
 import secrets
@@ -30,7 +31,15 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 
 from .errors import BudgetExceededError, RunBusyError, RunError, StorageError, UsageError
-from .events import CallFinished, Event, PlanReady, RunFinished
+from .events import (
+    CallFinished,
+    CallRetried,
+    Event,
+    PlanReady,
+    RunFinished,
+    SubproblemFinished,
+    SubproblemStarted,
+)
 from .graph.context import RunContext, emit
 from .graph.nodes import graph_steps
 from .graph.review import validate_edit
@@ -39,6 +48,7 @@ from .models.budget import Budget
 from .models.connect import connect
 from .models.ledger import Ledger
 from .models.openai import ClientPool
+from .models.retry import FailedAttempt
 from .result import ErrorInfo, RunResult, Status, Usage
 from .resume import (
     ABORTED,
@@ -54,6 +64,8 @@ from .resume import (
 from .spec import WorkflowSpec
 from .storage import RunLog, Storage, open_storage
 from .tracker import RunTracker
+
+log = logging.getLogger(__name__)
 
 LEASE_TTL_S = 30.0  # a lease not renewed for this long (its process hung or died) can be taken
 
@@ -160,12 +172,24 @@ class _Session:
         self.graph = setup.bound_graph(storage)
         self.config: Any = {"configurable": {"thread_id": run_id}}
         self.tracker = RunTracker(setup.spec)
-        self.ledger = Ledger(self._record)
+        self.ledger = Ledger(self._record, on_attempt=self._attempt_failed)
         self.pool = ClientPool()
 
     async def _record(self, call: CallRecord) -> None:
         await self.storage.runs.add_call(self.run_id, call)
         emit(CallFinished(call))
+
+    async def _attempt_failed(self, attempt: FailedAttempt) -> None:
+        await self.storage.runs.add_attempt(self.run_id, attempt)
+        if attempt.wait_s is not None:
+            emit(CallRetried(attempt))
+
+    async def _log_step(self, event: object) -> None:
+        """Steps' starts and ends go to the run log, for its timeline (`orchestrator show`)."""
+        if isinstance(event, SubproblemStarted):
+            await self.storage.runs.step_started(self.run_id, event.step, event.route, event.at)
+        elif isinstance(event, SubproblemFinished):
+            await self.storage.runs.step_finished(self.run_id, event.result, event.at)
 
     async def prepare(
         self, start: dict[str, Any] | None, decision: Decision | None
@@ -198,6 +222,7 @@ class _Session:
         context.prepare_policies()  # a bad router file is refused before anything is spent
         task = self.tracker.task or cast(dict[str, Any], start)["task"]
         await runs.start_run(self.run_id, spec.name, spec.source, task)
+        log.info("run %s of %s started", self.run_id, spec.name)
         if start is not None and spec.graph is not None:
             announce = PlanReady(graph_steps(spec), None)
             self.tracker.see(announce)
@@ -222,6 +247,7 @@ class _Session:
                         self.tracker.observe(payload)
                         continue
                     self.tracker.see(payload)
+                    await self._log_step(payload)
                     yield payload
         except BaseException as exc:
             await outcome.failed(exc, runs, self.run_id)  # re-raises all but a RunError
@@ -232,6 +258,7 @@ class _Session:
         status, error, question = outcome.settle(pause, self.tracker.aborted)
         runs = self.storage.runs
         await runs.finish_run(self.run_id, status, error.message if error else None)
+        log.info("run %s %s%s", self.run_id, status, f": {error.message}" if error else "")
         calls = tuple(await runs.calls(self.run_id))
         usage = Usage.from_calls(calls, self.setup.spec)
         return self.tracker.result(self.run_id, status, error, usage, question, calls)

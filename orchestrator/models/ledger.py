@@ -7,6 +7,7 @@ a tool call, an invalid structure) and raise. Nothing about billing travels on e
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -14,22 +15,36 @@ from dataclasses import replace
 from ..spec import Price
 from .base import CallRecord, ChatModel, Message, ModelResponse, RequestParams, TokenUsage
 from .pricing import cost_usd, input_token_bound, worst_case_usd
+from .retry import AttemptListener, FailedAttempt, reporting_attempts
 from .wrapper import WrapperModel
+
+log = logging.getLogger(__name__)
 
 Listener = Callable[[CallRecord], Awaitable[None]]
 
 
 class Ledger:
-    """A run's billed calls in this process, and who hears about each (the run log, events)."""
+    """A run's billed calls in this process, and who hears about each (the run log, events).
 
-    def __init__(self, *listeners: Listener) -> None:
+    Failed attempts (never billed) are kept apart in `attempts`, and heard by `on_attempt`.
+    """
+
+    def __init__(self, *listeners: Listener, on_attempt: AttemptListener | None = None) -> None:
         self.calls: list[CallRecord] = []
+        self.attempts: list[FailedAttempt] = []
         self._listeners = listeners
+        self._on_attempt = on_attempt
 
     async def add(self, call: CallRecord) -> None:
         self.calls.append(call)
         for listener in self._listeners:
             await listener(call)
+
+    async def failed(self, attempt: FailedAttempt) -> None:
+        """An attempt failed (and, if `attempt.wait_s` is set, another follows)."""
+        self.attempts.append(attempt)
+        if self._on_attempt is not None:
+            await self._on_attempt(attempt)
 
     def mark(self) -> int:
         """A position to total from: `spent(step, since=mark)`."""
@@ -62,7 +77,8 @@ class LedgerModel(WrapperModel):
 
     async def request(self, messages: list[Message], params: RequestParams) -> ModelResponse:
         started, clock = time.time(), time.monotonic()
-        response = await self.wrapped.request(messages, params)
+        with reporting_attempts(self._failed):
+            response = await self.wrapped.request(messages, params)
         latency = time.monotonic() - clock if response.latency_s is None else response.latency_s
         cost = 0.0 if response.cached else cost_usd(response.usage, self.price)
         if response.usage.estimated and params.max_output_tokens and not response.cached:
@@ -80,5 +96,14 @@ class LedgerModel(WrapperModel):
             started_at=started if response.started_at is None else response.started_at,
             cached=response.cached,
         )
+        log.debug(
+            "call %s on %s (%s): %d in, %d out, $%.6f, %.2fs%s",
+            params.step or params.purpose, self.profile, self.model, response.usage.input_tokens,
+            response.usage.output_tokens, cost, latency, " (cached)" if response.cached else "",
+        )  # fmt: skip
         await self.ledger.add(record)
         return replace(response, call=record)
+
+    async def _failed(self, attempt: FailedAttempt) -> None:
+        # Named as the ledger names the call, whatever the endpoint model calls itself.
+        await self.ledger.failed(replace(attempt, profile=self.profile, model=self.model))

@@ -31,6 +31,7 @@ from .base import ChatModel, Message, ModelResponse, RequestParams
 from .retry import (
     BODY_READ_ERRORS,
     AttemptTimeout,
+    AttemptWatch,
     ConnectionLost,
     TransientError,
     is_timeout,
@@ -179,14 +180,19 @@ class OpenAIChatModel(ChatModel):
         body = self.build_request(messages, params)
         # One relay for the whole call: what a failed attempt streamed stays shown.
         relay = TokenRelay(params.on_token, params.on_restart) if params.on_token else None
+        attempts = self.spec.retries + 1
+        watch = AttemptWatch(self.profile, self.model, params.purpose, params.step, attempts)
         try:
-            async for attempt in retrying(self.spec.retries):
+            async for attempt in retrying(self.spec.retries, watch):
                 with attempt:
+                    watch.begin()
                     return await self._attempt(body, relay)
         except openai.APIStatusError as exc:
+            await watch.failed(exc)
             raise self._status_error(exc) from None
         except Exception as exc:
             if is_transient(exc):
+                await watch.failed(exc)
                 raise self._exhausted(exc) from None
             raise
         raise AssertionError("unreachable: tenacity either returns or raises")

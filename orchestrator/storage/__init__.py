@@ -28,6 +28,7 @@ from .base import (
     ResponseCache,
     RunLog,
     RunRow,
+    StepSpan,
     Storage,
 )
 
@@ -39,6 +40,7 @@ __all__ = [
     "ResponseCache",
     "RunLog",
     "RunRow",
+    "StepSpan",
     "Storage",
     "open_storage",
     "orchestrator_home",

@@ -24,6 +24,8 @@ from typing import Protocol
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from ..models.base import CallRecord, TokenUsage
+from ..models.retry import FailedAttempt
+from ..steps import Route, Step, StepResult
 
 RUN_STATUSES = (
     "running",
@@ -56,6 +58,28 @@ class RunRow:
 
 
 @dataclass(frozen=True)
+class StepSpan:
+    """One run of a step, as the run log has it: when it started and ended, and how.
+
+    A step run again (its run was resumed after it failed) has a span per run.
+    """
+
+    step: Step
+    profile: str
+    model: str
+    started_at: float
+    finished_at: float | None
+    """None: it never ended (still running, or its process was killed)."""
+    status: str
+    """running | done | failed."""
+    cost_usd: float
+    policy: str
+    escalations: int
+    """How many times the step moved to a stronger role or effort."""
+    error: str | None = None
+
+
+@dataclass(frozen=True)
 class LeaseHolder:
     """Who holds a run's lease: their owner token, process id and host, and until when."""
 
@@ -81,6 +105,21 @@ class RunLog(Protocol):
 
     async def calls(self, run_id: str) -> list[CallRecord]:
         """Every billed call of the run, in the order they were written."""
+
+    async def add_attempt(self, run_id: str, attempt: FailedAttempt) -> None:
+        """Append a failed (unbilled) attempt; returns once it is durably written."""
+
+    async def attempts(self, run_id: str) -> list[FailedAttempt]:
+        """Every failed attempt of the run, in the order they were written."""
+
+    async def step_started(self, run_id: str, step: Step, route: Route, at: float) -> None:
+        """Record that `step` started at `at` (epoch seconds) on `route`."""
+
+    async def step_finished(self, run_id: str, result: StepResult, at: float) -> None:
+        """Record that a step ended at `at`, as `result` says."""
+
+    async def steps(self, run_id: str) -> list[StepSpan]:
+        """Every run of every step, in the order they started."""
 
     async def get_run(self, run_id: str) -> RunRow | None: ...
 

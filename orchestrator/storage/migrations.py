@@ -100,12 +100,58 @@ async def m005_cached_calls(db: aiosqlite.Connection) -> None:
     await db.execute("alter table calls add column cached integer not null default 0")
 
 
+async def m006_attempts_and_steps(db: aiosqlite.Connection) -> None:
+    """Failed attempts (never billed) and when each step started and ended, for timelines."""
+    await db.execute(
+        """create table attempts (
+            id integer primary key,
+            run_id text not null references runs(run_id),
+            profile text not null,
+            model text not null,
+            purpose text not null,
+            step text,
+            number integer not null,     -- which attempt, from 1
+            attempts integer not null,   -- the most the call could make
+            reason text not null,        -- status | timeout | connection | malformed | error
+            status integer,              -- the HTTP status, if there was one
+            detail text not null,
+            started_at real not null,
+            duration_s real not null,
+            wait_s real,                 -- before the next attempt; null: none followed
+            created_at real not null
+        )"""
+    )
+    await db.execute("create index attempts_by_run on attempts(run_id)")
+    # Append-only, a row as a step starts and one as it ends, so both are group-committed
+    # inserts; a step that started and never ended (its process died) has only the first.
+    await db.execute(
+        """create table step_events (
+            id integer primary key,
+            run_id text not null references runs(run_id),
+            step text not null,
+            phase text not null,         -- started | finished
+            at real not null,
+            kind text not null,
+            depends_on text not null,    -- a JSON list of step ids
+            profile text not null,
+            model text not null,
+            status text not null,        -- running | done | failed
+            cost_usd real not null,
+            policy text not null,
+            escalations integer not null,
+            error text
+        )"""
+    )
+    await db.execute("create index step_events_by_run on step_events(run_id)")
+
+
 MIGRATIONS: list[Migration] = [
     m001_runs_and_calls,
     m002_call_steps,
     m003_leases,
     m004_run_hosts,
     m005_cached_calls,
+    m006_attempts_and_steps,
 ]
 
 

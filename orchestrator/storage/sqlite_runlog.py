@@ -6,7 +6,8 @@ waits on the disk. Transactions are explicit (the connection is in autocommit mo
 one at a time under `_lock`, since any coroutine's statement would otherwise land inside another
 coroutine's open transaction.
 
-`add_call` is group-committed: rows that arrive while a commit is in flight are written together
+`add_call` (and the other appends: failed attempts, step starts and ends) is group-committed:
+rows that arrive while a commit is in flight are written together
 by the next one, so N concurrent runs pay for about one commit per batch instead of N. WAL with
 synchronous=NORMAL makes a commit survive a crash of the process (the ledger's purpose); only a
 power loss can undo the last commits.
@@ -15,6 +16,7 @@ power loss can undo the last commits.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import sqlite3
 import time
@@ -26,7 +28,10 @@ from typing import cast
 import aiosqlite
 
 from ..models.base import CallPurpose, CallRecord, TokenUsage
-from .base import RUN_STATUSES, LeaseHolder, RunRow
+from ..models.retry import FailedAttempt
+from ..steps import Route, Step, StepResult
+from . import sqlite_spans as spans
+from .base import RUN_STATUSES, LeaseHolder, RunRow, StepSpan
 from .diagnose import translating
 from .liveness import HOST, lease_is_free, live_status
 from .migrations import migrate
@@ -46,6 +51,7 @@ _SELECT_RUNS = (
 )
 
 _Row = tuple[object, ...]
+_Pending = tuple[str, _Row, "asyncio.Future[None]"]  # statement, row, its caller's wake-up
 
 
 class SqliteRunLog:
@@ -61,7 +67,7 @@ class SqliteRunLog:
         self._db = db
         self._clock = clock
         self._lock = asyncio.Lock()
-        self._pending: list[tuple[_Row, asyncio.Future[None]]] = []
+        self._pending: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
 
     @classmethod
@@ -137,22 +143,35 @@ class SqliteRunLog:
 
     async def add_call(self, run_id: str, call: CallRecord) -> None:
         """Append a billed call; returns once the transaction holding it has committed."""
+        await self._append(_INSERT_CALL, _call_row(run_id, call, self._clock()))
+
+    async def add_attempt(self, run_id: str, attempt: FailedAttempt) -> None:
+        await self._append(spans.INSERT_ATTEMPT, spans.attempt_row(run_id, attempt, self._clock()))
+
+    async def step_started(self, run_id: str, step: Step, route: Route, at: float) -> None:
+        await self._append(spans.INSERT_STEP, spans.started_row(run_id, step, route, at))
+
+    async def step_finished(self, run_id: str, result: StepResult, at: float) -> None:
+        await self._append(spans.INSERT_STEP, spans.finished_row(run_id, result, at))
+
+    async def _append(self, sql: str, row: _Row) -> None:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((_call_row(run_id, call, self._clock()), done))
+        self._pending.append((sql, row, done))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
-        # Shielded: a caller cancelled while waiting still gets its call recorded (it was billed).
+        # Shielded: a caller cancelled while waiting still gets its row recorded (it was billed).
         await asyncio.shield(done)
 
     async def _flush(self) -> None:
-        """Commit pending calls in batches until none are left; wake each batch's callers."""
+        """Commit pending rows in batches until none are left; wake each batch's callers."""
         while self._pending:
-            batch: list[tuple[_Row, asyncio.Future[None]]] = []
+            batch: list[_Pending] = []
             try:
                 async with self._transaction() as db:
-                    # Taken once the write lock is ours: calls that came while we waited join.
+                    # Taken once the write lock is ours: rows that came while we waited join.
                     batch = self._take_batch()
-                    await db.executemany(_INSERT_CALL, [row for row, _ in batch])
+                    for sql, rows in itertools.groupby(batch, key=lambda p: p[0]):
+                        await db.executemany(sql, [row for _, row, _ in rows])
             except Exception as exc:
                 # A failed BEGIN fails the callers waiting for it rather than retrying forever.
                 _settle(batch or self._take_batch(), exc)
@@ -165,7 +184,7 @@ class SqliteRunLog:
                 raise
             _settle(batch, None)
 
-    def _take_batch(self) -> list[tuple[_Row, asyncio.Future[None]]]:
+    def _take_batch(self) -> list[_Pending]:
         batch = self._pending[: self.max_batch]
         del self._pending[: self.max_batch]
         return batch
@@ -178,6 +197,13 @@ class SqliteRunLog:
             (run_id,),
         )
         return [_call_record(row) for row in rows]
+
+    async def attempts(self, run_id: str) -> list[FailedAttempt]:
+        rows = await self._read(spans.SELECT_ATTEMPTS, (run_id,))
+        return [spans.attempt_record(row) for row in rows]
+
+    async def steps(self, run_id: str) -> list[StepSpan]:
+        return spans.spans(await self._read(spans.SELECT_STEPS, (run_id,)))
 
     async def count_cached_calls(self) -> int:
         rows = await self._read("select count(*) from calls where cached = 1", ())
@@ -232,11 +258,11 @@ class SqliteRunLog:
 
 
 def _settle(
-    batch: list[tuple[_Row, asyncio.Future[None]]],
+    batch: list[_Pending],
     error: Exception | None,
     cancel: bool = False,
 ) -> None:
-    for _, done in batch:
+    for _, _, done in batch:
         if done.done():
             continue
         if cancel:
