@@ -78,6 +78,7 @@ from .steps import (
     StepStatus,
     SubproblemResult,
 )
+from .tracing import TracerProviderLike, TracingOption, flush_traces
 
 __all__ = [
     "Abort",
@@ -146,6 +147,8 @@ __all__ = [
     "SubproblemResult",
     "SubproblemStarted",
     "TokenUsage",
+    "TracerProviderLike",
+    "TracingOption",
     "TruncatedError",
     "Usage",
     "UsageError",
@@ -154,6 +157,7 @@ __all__ = [
     "WorkflowBuilder",
     "WorkflowSpec",
     "WrapperModel",
+    "flush_traces",
     "load_workflow",
     "parse_workflow",
     "workflow_json_schema",

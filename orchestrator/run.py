@@ -63,6 +63,7 @@ from .resume import (
 )
 from .spec import WorkflowSpec
 from .storage import RunLog, Storage, open_storage
+from .tracing import RunTracer, TracingOption
 from .tracker import RunTracker
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,8 @@ class RunSetup:
     """Every profile answers from the response cache (else only those with `cache: true`)."""
     cache_salt: str = ""
     """Keeps this workflow's cached answers apart from identical requests' (a repeat's)."""
+    tracing: TracingOption = None
+    """Where OpenTelemetry spans go (see `orchestrator.tracing`); None: as the environment says."""
 
     def bound_graph(self, storage: Storage) -> CompiledStateGraph[Any, RunContext, Any, Any]:
         return self.graph.copy(update={"checkpointer": storage.checkpointer})
@@ -156,11 +159,14 @@ async def stream_run(
     async with open_storage(setup.home) as storage, leased(storage, run_id):
         session = _Session(setup, storage, run_id)
         graph_input = await session.prepare(start, decision)
+        session.tracer.start(resumed=start is None)
         try:
             async with contextlib.aclosing(session.events(graph_input, start)) as events:
                 async for event in events:
+                    session.tracer.see(event)
                     yield event
         finally:
+            session.tracer.close()
             await session.pool.aclose()
 
 
@@ -170,13 +176,15 @@ class _Session:
     def __init__(self, setup: RunSetup, storage: Storage, run_id: str) -> None:
         self.setup, self.storage, self.run_id = setup, storage, run_id
         self.graph = setup.bound_graph(storage)
-        self.config: Any = {"configurable": {"thread_id": run_id}}
+        self.tracer = RunTracer(setup.spec, run_id, setup.tracing)
+        self.config: Any = {"configurable": {"thread_id": run_id}, **self.tracer.config()}
         self.tracker = RunTracker(setup.spec)
         self.ledger = Ledger(self._record, on_attempt=self._attempt_failed)
         self.pool = ClientPool()
 
     async def _record(self, call: CallRecord) -> None:
         await self.storage.runs.add_call(self.run_id, call)
+        self.tracer.call(call)  # here, in the calling node's context (LangSmith's parent run)
         emit(CallFinished(call))
 
     async def _attempt_failed(self, attempt: FailedAttempt) -> None:

@@ -23,6 +23,7 @@ from .run import RunSetup, check_run_id, inspect_run, new_run_id, stream_run
 from .spec import WorkflowSpec
 from .specload import load_workflow
 from .storage import orchestrator_home
+from .tracing import TracingOption, check_option
 
 
 class Workflow:
@@ -39,6 +40,10 @@ class Workflow:
     `policy` names a policy every step follows, whatever the workflow says (as an evaluation
     compares them); `cache_salt` keeps this workflow's cached answers apart from those of
     otherwise identical requests (an evaluation's repeats are drawn anew).
+    `tracing` sends each run's OpenTelemetry spans (needs the `otel` extra): None traces when
+    `OTEL_EXPORTER_OTLP_ENDPOINT` is set, `True` always (to the application's tracer provider
+    if it set one), a string is an OTLP/HTTP endpoint, a `TracerProvider` is used as given;
+    `False` never.
     """
 
     def __init__(
@@ -51,8 +56,10 @@ class Workflow:
         cache: bool = False,
         policy: str | None = None,
         cache_salt: str = "",
+        tracing: TracingOption = None,
     ) -> None:
         self.spec = spec
+        self.tracing = check_option(tracing)
         self.cache = cache
         self.cache_salt = cache_salt
         known = {*BUILTIN_POLICIES, *spec.policies}
@@ -94,6 +101,7 @@ class Workflow:
             policy=self.policy,
             cache=self.cache,
             cache_salt=self.cache_salt,
+            tracing=self.tracing,
         )
 
     def run(self, task: str, *, run_id: str | None = None, approve_plan: bool = False) -> RunResult:

@@ -35,7 +35,7 @@ def resumable_hint() -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    workflow = Workflow(load_workflow(args.workflow), cache=args.cache)
+    workflow = Workflow(load_workflow(args.workflow), cache=args.cache, tracing=args.otel)
     if args.approve_plan and args.input == "-":
         raise UsageError("--approve-plan reads decisions from stdin: give the task with --input")
     task = read_task(args.input)
@@ -53,7 +53,7 @@ def resume(args: argparse.Namespace) -> int:
         raise UsageError(
             f"run {args.run_id} was started from Python; resume it with Workflow.aresume()"
         )
-    workflow = Workflow(load_workflow(row.workflow_path), cache=args.cache)
+    workflow = Workflow(load_workflow(row.workflow_path), cache=args.cache, tracing=args.otel)
     _current_run.append(args.run_id)
     if row.status in ("awaiting_approval", "awaiting_input"):
         result = drive(workflow.ainspect(args.run_id))
