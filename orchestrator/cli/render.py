@@ -15,10 +15,10 @@ from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
 
-from ..events import Event, RunFinished, SubproblemFinished
+from ..events import CallRetried, Event, RunFinished, SubproblemFinished
 from ..result import RunResult
 from ..runtime import last_result
-from .view import LiveRun, usage_table, wide_console
+from .view import LiveRun, retry_line, usage_table, wide_console
 
 T = TypeVar("T")
 
@@ -88,7 +88,14 @@ async def _live(events: AsyncIterator[Event]) -> RunResult:
     console = Console()
     view = LiveRun()
     result: RunResult | None = None
-    with Live(view.render(), console=console, refresh_per_second=8, transient=False) as live:
+    # get_renderable: redrawn at every refresh, so a retry's wait counts down between events.
+    with Live(
+        view.render(),
+        console=console,
+        refresh_per_second=8,
+        transient=False,
+        get_renderable=view.render,
+    ) as live:
         async for event in events:
             if isinstance(event, RunFinished):
                 result = event.result
@@ -102,9 +109,9 @@ async def _live(events: AsyncIterator[Event]) -> RunResult:
 
 
 async def _plain(events: AsyncIterator[Event]) -> RunResult:
-    """No terminal: one line per finished step on stderr; the answer goes to stdout once it is
-    final, so a stream that was cut off and retried, or reasoning a model left in its answer,
-    never reaches a file or a pipe."""
+    """No terminal: one line per finished step and per retried attempt on stderr; the answer
+    goes to stdout once it is final, so a stream that was cut off and retried, or reasoning a
+    model left in its answer, never reaches a file or a pipe."""
     err = wide_console(stderr=True)
     result: RunResult | None = None
     async for event in events:
@@ -113,6 +120,8 @@ async def _plain(events: AsyncIterator[Event]) -> RunResult:
             who = f" {r.profile} ({r.model})" if r.profile else ""
             line = f"{r.status}: {r.id} ({r.kind}){who} ${r.cost_usd:.6f}"
             err.print(line, highlight=False, markup=False)
+        elif isinstance(event, CallRetried):
+            err.print(retry_line(event.attempt), highlight=False, markup=False, soft_wrap=True)
         elif isinstance(event, RunFinished):
             result = event.result
     assert result is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from rich.console import Console, Group, RenderableType
@@ -15,12 +16,14 @@ from ..events import (
     AnswerRestarted,
     AnswerToken,
     CallFinished,
+    CallRetried,
     Event,
     PlanReady,
     SubproblemFinished,
     SubproblemStarted,
 )
 from ..models.base import CallRecord
+from ..models.retry import FailedAttempt
 from ..result import RunResult, Usage
 from ..steps import Route, StepResult
 from ..storage import RunRow
@@ -57,6 +60,10 @@ class LiveRun:
     answer: str = ""
     cost: float = 0.0
     phase: str = "planning"
+    retrying: dict[str | None, tuple[FailedAttempt, float]] = field(default_factory=dict)
+    """Calls that failed and will be tried again: step (None: plan, synthesize) -> the failed
+    attempt and when (on `clock`) the next one starts."""
+    clock: Callable[[], float] = time.monotonic
 
     def update(self, event: Event) -> None:
         if isinstance(event, PlanReady):
@@ -68,8 +75,13 @@ class LiveRun:
             self.rows[row.id] = replace(row, route=event.route, status="running")
         elif isinstance(event, SubproblemFinished) and event.result.id in self.rows:
             self.rows[event.result.id] = event.result
+            self.retrying.pop(event.result.id, None)
         elif isinstance(event, CallFinished):
             self._count(event.call)
+            self.retrying.pop(event.call.step, None)
+        elif isinstance(event, CallRetried):
+            wait = event.attempt.wait_s or 0.0
+            self.retrying[event.attempt.step] = (event.attempt, self.clock() + wait)
         elif isinstance(event, AnswerToken):
             self.phase = "writing the answer"
             self.answer += event.text
@@ -88,8 +100,17 @@ class LiveRun:
         if not self.answer:
             self.answer = result.output
 
+    def _waiting(self, step: str | None) -> str | None:
+        if step not in self.retrying:
+            return None
+        attempt, next_at = self.retrying[step]
+        return retry_text(attempt, next_at - self.clock())
+
     def render(self) -> RenderableType:
-        table = Table(title=f"{self.phase} · ${self.cost:.4f} so far", expand=True)
+        title = f"{self.phase} · ${self.cost:.4f} so far"
+        if (waiting := self._waiting(None)) is not None:
+            title += f" · {waiting}"
+        table = Table(title=title, expand=True)
         for column in ("id", "kind", "profile (model)", "status", "route", "tokens", "cost $"):
             table.add_column(column, no_wrap=column != "profile (model)")
         table.add_column("task", ratio=1, overflow="ellipsis", no_wrap=True)
@@ -100,7 +121,7 @@ class LiveRun:
                 row.id,
                 row.kind,
                 f"{row.profile} ({row.model})" if row.profile else "",
-                Text(row.status, style=_STATUS_STYLE.get(row.status, "")),
+                self._status(row),
                 route_summary(row.route) if row.status == "done" else "",
                 str(tokens or ""),
                 f"{cost:.4f}" if row.status in ("done", "failed") else "",
@@ -112,6 +133,39 @@ class LiveRun:
         if self.answer:
             parts.append(Panel(Markdown(self.answer), title="answer"))
         return Group(*parts)
+
+    def _status(self, row: StepResult) -> Text:
+        waiting = self._waiting(row.id) if row.status == "running" else None
+        if waiting is not None:
+            return Text(waiting, style="magenta")
+        return Text(row.status, style=_STATUS_STYLE.get(row.status, ""))
+
+
+_REASON = {"timeout": "timeout", "connection": "dropped connection", "malformed": "bad body"}
+
+
+def retry_text(attempt: FailedAttempt, remaining_s: float) -> str:
+    """A retrying call in a few words: `retry 1/3 in 2.4s: 503`, then, once the wait is over,
+    `retry 1/3: 503` (the next attempt is under way)."""
+    if attempt.reason in ("status", "error"):
+        why = f"{attempt.status} error" if attempt.reason == "error" else str(attempt.status)
+    else:
+        why = _REASON.get(attempt.reason, attempt.reason)
+    count = f"retry {attempt.number}/{attempt.attempts - 1}"
+    if remaining_s > 0.05:
+        return f"{count} in {remaining_s:.1f}s: {why}"
+    return f"{count}: {why}"
+
+
+def retry_line(attempt: FailedAttempt) -> str:
+    """One line for a piped run's stderr: which call, what failed, how long it waits."""
+    what = attempt.step or attempt.purpose
+    wait = attempt.wait_s or 0.0
+    return (
+        f"retry {attempt.number}/{attempt.attempts - 1} in {wait:.1f}s: {what} on "
+        f"{attempt.profile} ({attempt.model}): {attempt.detail} "
+        f"(attempt {attempt.number} took {attempt.duration_s:.2f}s)"
+    )
 
 
 def route_summary(route: Route) -> str:
