@@ -54,6 +54,7 @@ from .models.base import (
     ResponseFormat,
     TokenUsage,
 )
+from .models.langchain import LangChainModel
 from .models.retry import FailedAttempt, RetryReason
 from .models.wrapper import WrapperModel
 from .policyspec import (
@@ -65,6 +66,7 @@ from .policyspec import (
 )
 from .result import Counterfactual, ErrorInfo, ProfileUsage, RunResult, Status, Usage
 from .resume import Abort, Answer, Approve, Decision, Edit, Pause, PlanReview, Question
+from .runnable import WorkflowInput, WorkflowRunnable
 from .runtime import Workflow
 from .spec import Limits, ModelProfile, Price, Role, Roles, WorkflowSpec
 from .specload import load_workflow, parse_workflow, workflow_json_schema
@@ -108,6 +110,7 @@ __all__ = [
     "GraphSpec",
     "Kind",
     "LabelPolicy",
+    "LangChainModel",
     "Limits",
     "Message",
     "MessageRole",
@@ -155,6 +158,8 @@ __all__ = [
     "UserError",
     "Workflow",
     "WorkflowBuilder",
+    "WorkflowInput",
+    "WorkflowRunnable",
     "WorkflowSpec",
     "WrapperModel",
     "flush_traces",

@@ -20,6 +20,7 @@ from .policyspec import BUILTIN_POLICIES
 from .result import RunResult
 from .resume import Decision
 from .run import RunSetup, check_run_id, inspect_run, new_run_id, stream_run
+from .runnable import WorkflowRunnable
 from .spec import WorkflowSpec
 from .specload import load_workflow
 from .storage import orchestrator_home
@@ -88,6 +89,11 @@ class Workflow:
 
     def mermaid(self) -> str:
         return mermaid(self.spec)
+
+    def as_runnable(self, *, result: bool = False) -> WorkflowRunnable:
+        """This workflow as a LangChain Runnable (LCEL chains, LangGraph nodes): a task in, the
+        answer's text out (or the whole `RunResult`, with `result`); see `WorkflowRunnable`."""
+        return WorkflowRunnable(self, result=result)
 
     def _setup(self) -> RunSetup:
         if self._graph is None:
