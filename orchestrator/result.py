@@ -85,7 +85,8 @@ class Counterfactual:
     @classmethod
     def of(cls, calls: Iterable[CallRecord], spec: WorkflowSpec) -> Counterfactual:
         (reason, r), (generate, g) = spec.profile_for("reason"), spec.profile_for("generate")
-        calls = list(calls)
+        # A router's embedding calls are what routing costs: a run on one profile makes none.
+        calls = [c for c in calls if c.purpose != "route"]
         return cls(
             sum(reprice(c.usage, r.price, reasoning=r.reasoning) for c in calls),
             sum(reprice(c.usage, g.price, reasoning=g.reasoning) for c in calls),

@@ -21,6 +21,8 @@ class App(Protocol):
 
     def _handle_chat(self, h: Handler) -> None: ...
 
+    def _handle_embeddings(self, h: Handler) -> None: ...
+
 
 class Server(ThreadingHTTPServer):
     daemon_threads = True
@@ -108,8 +110,11 @@ class Handler(BaseHTTPRequestHandler):
             self._not_found()
 
     def do_POST(self) -> None:
-        if self.path.split("?")[0].rstrip("/") == "/v1/chat/completions":
+        path = self.path.split("?")[0].rstrip("/")
+        if path == "/v1/chat/completions":
             self.server.fake._handle_chat(self)
+        elif path == "/v1/embeddings":
+            self.server.fake._handle_embeddings(self)
         else:
             self._read_body()
             self._not_found()

@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from tests import fakeembed
 from tests.fakehttp import Handler, Server
 from tests.fakereplies import (
     TRACE_STYLES,
@@ -119,6 +120,8 @@ class FakeOpenAI:
             self._models: dict[str, ModelConfig] = {}
             self._plan: dict[str, Any] | None = None
             self._billed: list[tuple[str, dict[str, Any]]] = []
+            # (model, body) of each POST /v1/embeddings; fail one with enqueue(Fault, "embeddings")
+            self.embedding_requests: list[tuple[str, dict[str, Any]]] = []
             self.peak_in_flight = self._in_flight  # max simultaneous chat requests since reset
         self.responder = None
         self.plan_latency = None
@@ -224,6 +227,25 @@ class FakeOpenAI:
     def _note_errors(self, errors: Iterable[str]) -> None:
         with self._lock:
             self._errors.extend(errors)
+
+    def _handle_embeddings(self, h: Handler) -> None:
+        """POST /v1/embeddings (see ``tests.fakeembed``); a queued ``Fault`` for the model
+        fails it. Recorded in ``embedding_requests``, not in ``requests``."""
+        model = ""
+        peeked = self._take_embedding_fault()
+        body = fakeembed.respond(h, peeked)
+        if body is not None:
+            model = str(body.get("model", ""))
+        with self._lock:
+            self.embedding_requests.append((model, body or {}))
+
+    def _take_embedding_fault(self) -> Fault | None:
+        with self._lock:
+            for i, (want, behaviour) in enumerate(self._queue):
+                if want == "embeddings" and isinstance(behaviour, Fault):
+                    del self._queue[i]
+                    return behaviour
+        return None
 
     def _handle_chat(self, h: Handler) -> None:
         started = time.monotonic()

@@ -180,6 +180,31 @@ def test_replay_trains_a_router_and_sweeps_it_over_ten_thresholds(
 
 
 @pytest.mark.slow
+def test_replay_trains_and_sweeps_a_router_on_a_profiles_embeddings(
+    live: Live, tmp_path: Path
+) -> None:
+    router = tmp_path / "e.json"
+    before = len(live.server.embedding_requests)
+    done, requests = live.replay(
+        "--train-router", str(router), "--router-features", "embeddings:writer",
+        "--router", str(router),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert requests == 0  # no chat call: only the inputs were embedded
+    embedded = live.server.embedding_requests[before:]
+    assert {model for model, _ in embedded} == {WEAK}
+    # Every input once to train, once again to sweep: the same 20 texts.
+    texts = [t for _, body in embedded for t in body["input"]]
+    assert len(texts) == 40 and sorted(set(texts)) == sorted(read_inputs(live.out).values())
+    assert done.stderr.count("embedded 20 inputs with writer") == 2
+    trained = load_router(router)
+    assert trained.embedding is not None
+    assert (trained.embedding.profile, trained.embedding.model) == ("writer", WEAK)
+    points = json.loads((live.out / "sweep.json").read_text())
+    assert [p["share"] for p in points] == list(SWEEP_SHARES)
+
+
+@pytest.mark.slow
 def test_training_needs_the_profiles_eval_json_names(live: Live, tmp_path: Path) -> None:
     # An evaluation run through the SDK (`Evaluation`) writes no eval.json.
     copy = tmp_path / "sdk-eval"
@@ -208,8 +233,12 @@ def broken(openai_env: FakeOpenAI, tmp_path: Path) -> Path:
         (("--dataset", "bad.jsonl"), "bad.jsonl:3: not JSON"),
         (("--dataset", "data.jsonl", "--policies", "checked,nosuch"), "unknown policy 'nosuch'"),
         ((), "eval needs WORKFLOW and --dataset FILE"),
+        (
+            ("--dataset", "data.jsonl", "--router-features", "vectors"),
+            "--router-features 'vectors': use ngrams, or embeddings:PROFILE",
+        ),
     ],
-    ids=["bad-row", "unknown-policy", "no-dataset"],
+    ids=["bad-row", "unknown-policy", "no-dataset", "bad-features"],
 )
 def test_a_usage_error_exits_2_with_one_line_and_no_request(
     broken: Path, openai_env: FakeOpenAI, args: tuple[str, ...], says: str

@@ -291,8 +291,11 @@ def test_models_endpoint_and_404(fake_openai: FakeOpenAI) -> None:
     fake_openai.configure_model("gpt-4o-mini")
     c = client(fake_openai)
     assert [m.id for m in c.models.list()] == ["o4-mini", "gpt-4o-mini"]
-    status, body = post_raw(fake_openai, "/embeddings", {"input": "x"})
+    status, body = post_raw(fake_openai, "/moderations", {"input": "x"})
     assert status == 404 and body["error"]["code"] == "unknown_url"
+    status, body = post_raw(fake_openai, "/embeddings", {"model": "e", "input": ["x y", "z"]})
+    assert status == 200 and [d["index"] for d in body["data"]] == [0, 1]
+    assert body["usage"]["prompt_tokens"] == 3 and len(body["data"][0]["embedding"]) == 64
     with pytest.raises(openai.NotFoundError):
         c.completions.create(model="m", prompt="x")
     assert fake_openai.requests == []  # only chat completions are recorded

@@ -54,3 +54,28 @@ def test_an_evaluation_runs_offline_on_the_embedded_model(tmp_path: Path) -> Non
     }  # fmt: skip
     assert (out / "frontier.svg").read_text().startswith("<svg")
     assert "frontier.svg" in (out / "report.md").read_text()
+
+
+def test_the_embedded_server_serves_a_routers_embeddings() -> None:
+    """A router's `embeddings:PROFILE` features work offline: the same server embeds."""
+    import asyncio
+
+    from orchestrator.eval.vectors import embed_inputs
+    from orchestrator.specload import load_workflow
+
+    spec = load_workflow(REPO / "graphs" / "local-math.yaml")
+    profile = next(name for name, p in spec.models.items() if p.provider == "local")
+    texts = {"a": "What is 2 + 2?", "b": "A train leaves at noon at 60 km/h.", "c": "2 + 2?"}
+    got = asyncio.run(embed_inputs(spec, profile, texts))
+    dims = {len(v) for v in got.vectors.values()}
+    assert dims == {576} and got.input_tokens > 0
+    price = spec.models[profile].price.input  # the workflow prices its local profile
+    assert got.cost_usd == pytest.approx(got.input_tokens * price / 1e6)
+
+    def cosine(x: str, y: str) -> float:
+        a, b = got.vectors[x], got.vectors[y]
+        return sum(p * q for p, q in zip(a, b, strict=True)) / (
+            sum(p * p for p in a) ** 0.5 * sum(q * q for q in b) ** 0.5
+        )
+
+    assert cosine("a", "c") > cosine("a", "b")  # the vectors carry meaning

@@ -18,9 +18,10 @@ from rich.table import Table
 from ..errors import UsageError
 from ..eval.dataset import load_dataset
 from ..eval.metrics import GENERATE, REASON, SampleRecord
-from ..eval.replay import read_inputs, read_records, sweep, train_from, write_outputs
+from ..eval.replay import read_inputs, read_records, sweep, train_from, trainable, write_outputs
 from ..eval.report import usd
 from ..eval.runner import EvalOptions, Evaluation
+from ..eval.vectors import Embedded, embed_inputs, feature_profile
 from ..policies.router import load_router, save_router
 from ..spec import WorkflowSpec
 from ..specload import load_workflow
@@ -46,6 +47,13 @@ def add_parser(sub: Any) -> None:
     ev.add_argument("--router", metavar="FILE", help="with --replay: sweep this router")
     ev.add_argument("--train-router", metavar="FILE", help="train a router from the baselines")
     ev.add_argument("--reason-share", type=float, default=0.3, help="the router's target share")
+    ev.add_argument(
+        "--router-features",
+        default="ngrams",
+        metavar="ngrams|embeddings:PROFILE",
+        help="what --train-router learns from: hashed n-grams (default), or the inputs' "
+        "vectors from PROFILE's /v1/embeddings",
+    )
     ev.add_argument("--min-quality", type=float, help="exit 1 if a policy's accuracy is lower")
     ev.add_argument("--max-cost", type=float, help="exit 1 if a policy's total cost is higher")
     ev.add_argument("--json", action="store_true", help="print summary.json")
@@ -71,6 +79,7 @@ def dataset_path(value: str) -> Path:
 def evaluate(args: argparse.Namespace) -> int:
     if not 0 < args.reason_share < 1:
         raise UsageError("--reason-share is a share of steps: between 0 and 1, e.g. 0.3")
+    feature_profile(args.router_features)  # a typo fails before an evaluation is paid for
     if args.replay:
         return _replay(args)
     if args.router:
@@ -153,7 +162,7 @@ def _replay(args: argparse.Namespace) -> int:
     if args.train_router:
         _train(args, out, records, meta)
     if args.router:
-        _print_sweep(out, records, Path(args.router))
+        _print_sweep(args, out, records, Path(args.router))
     return _report(args, summary, policies)
 
 
@@ -175,12 +184,21 @@ def _train(
             f"no {META} in {out} naming the cheap and strong profiles, which a router is "
             "trained for; `orchestrator eval WORKFLOW --dataset FILE` writes it"
         )
+    inputs = read_inputs(out)
+    embedding, vectors = None, None
+    profile = feature_profile(args.router_features)
+    if profile is not None:
+        wanted = {i: inputs[i] for i in trainable(records, inputs)}
+        embedded = _embed(args, meta, profile, wanted)
+        embedding, vectors = (profile, embedded.model), embedded.vectors
     trained = train_from(
         records,
-        read_inputs(out),
+        inputs,
         cheap=meta["cheap"],
         strong=meta["strong"],
         reason_share=args.reason_share,
+        embedding=embedding,
+        vectors=vectors,
     )
     save_router(trained, Path(args.train_router))
     wide_console(stderr=True).print(
@@ -191,11 +209,35 @@ def _train(
     )
 
 
-def _print_sweep(out: Path, records: Any, router: Path) -> None:
+def _embed(
+    args: argparse.Namespace, meta: dict[str, Any], profile: str, inputs: dict[str, str]
+) -> Embedded:
+    """The inputs' vectors from `profile` of the evaluated workflow, their cost said."""
+    source = args.workflow or meta.get("workflow")
+    if not source:
+        raise UsageError(
+            "embedding the inputs needs the workflow that defines the profile: give WORKFLOW"
+        )
+    embedded = drive(embed_inputs(load_workflow(source), profile, inputs))
+    wide_console(stderr=True).print(
+        f"embedded {len(inputs)} inputs with {profile} ({embedded.model}): "
+        f"{embedded.input_tokens} tokens, {usd(embedded.cost_usd)}",
+        markup=False,
+        highlight=False,
+    )
+    return embedded
+
+
+def _print_sweep(args: argparse.Namespace, out: Path, records: Any, router: Path) -> None:
     table = Table(title=f"router sweep: {router.name}")
     for column in ("target share", "threshold", "sent to reason", "accuracy", "cost/item", "PGR"):
         table.add_column(column, justify="right")
-    points = sweep(records, read_inputs(out), load_router(router))
+    trained, inputs = load_router(router), read_inputs(out)
+    vectors = None
+    if trained.embedding is not None:
+        wanted = {i: inputs[i] for i in trainable(records, inputs)}
+        vectors = _embed(args, _read_meta(out), trained.embedding.profile, wanted).vectors
+    points = sweep(records, inputs, trained, vectors=vectors)
     for p in points:
         add_row(
             table,

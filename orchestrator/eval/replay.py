@@ -89,16 +89,27 @@ def train_from(
     cheap: dict[str, str],
     strong: dict[str, str],
     reason_share: float,
+    embedding: tuple[str, str] | None = None,
+    vectors: Mapping[str, Sequence[float]] | None = None,
 ) -> Trained:
+    """A router from the baselines' outcomes; with `embedding` (profile, model), learning from
+    the inputs' `vectors` (by item id) instead of hashed n-grams."""
+    ids = trainable(records, inputs)
     outcomes = router_outcomes(records)
-    ids = sorted(i for i in outcomes if i in inputs)
     return train_router(
         [inputs[i] for i in ids],
         [outcomes[i] for i in ids],
         cheap=cheap,
         strong=strong,
         reason_share=reason_share,
+        embedding=embedding,
+        vectors=None if vectors is None else [vectors[i] for i in ids],
     )
+
+
+def trainable(records: Sequence[SampleRecord], inputs: Mapping[str, str]) -> list[str]:
+    """The items a router learns from: both baselines recorded, input known."""
+    return sorted(i for i in router_outcomes(records) if i in inputs)
 
 
 SWEEP_SHARES = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # ten thresholds
@@ -122,13 +133,15 @@ def sweep(
     inputs: Mapping[str, str],
     trained: Trained,
     shares: Sequence[float] = SWEEP_SHARES,
+    vectors: Mapping[str, Sequence[float]] | None = None,
 ) -> list[SweepPoint]:
-    """The router at each calibrated share, scored on the recorded baseline outcomes."""
+    """The router at each calibrated share, scored on the recorded baseline outcomes (an
+    embeddings router scores the inputs' `vectors`, by item id)."""
     cheap, strong = _per_item(records, GENERATE), _per_item(records, REASON)
     items = sorted(i for i in cheap if i in strong and i in inputs)
     if not items:
         raise UsageError("no item has both baselines recorded: nothing to sweep")
-    p = {i: trained.p_cheap_ok(inputs[i]) for i in items}
+    p = {i: trained.p_cheap_ok(inputs[i], None if vectors is None else vectors[i]) for i in items}
     q_gen = math.fsum(cheap[i][0] for i in items) / len(items)
     q_reason = math.fsum(strong[i][0] for i in items) / len(items)
     points = []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +15,11 @@ from ..spec import Role, WorkflowSpec
 from ..steps import Route
 
 if TYPE_CHECKING:
+    from ..models.embeddings import Embedder
     from ..policies import Policy
+
+EmbedderFactory = Callable[[str], Awaitable["Embedder"]]
+"""Profile name -> an embedder billed to the run (for a router that reads embeddings)."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,7 @@ class RunContext:
     """A policy for every step, whatever the workflow says (an evaluation's)."""
     policies: dict[str, Policy] = field(default_factory=dict)
     """Policies made so far in this run, by name."""
+    embedder: EmbedderFactory | None = None
 
     def model_for(self, role: Role) -> ChatModel:
         return self.models[self.spec.profile_for(role)[0]]

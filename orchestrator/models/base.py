@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 MessageRole = Literal["instruction", "user", "assistant"]
-CallPurpose = Literal["plan", "solve", "synthesize", "node"]
-"""Why a call was made: planning, solving a subproblem, writing the answer, or a graph node."""
+CallPurpose = Literal["plan", "solve", "synthesize", "node", "route"]
+"""Why a call was made: planning, solving a subproblem, writing the answer, a graph node, or
+routing (a learned router's embedding of a step's text)."""
 
 
 @dataclass(frozen=True)

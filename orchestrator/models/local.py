@@ -56,6 +56,9 @@ def ensure_started() -> str:
         params.cpuparams.n_threads = max(1, min(os.cpu_count() or 1, 4))
         params.n_ctx = CONTEXT_TOKENS
         params.verbosity = -1  # llama.cpp logs every request to stderr otherwise
+        # /v1/embeddings too (a router's features); chat answers and speed are unchanged.
+        params.embedding = True
+        params.pooling_type = xllamacpp.llama_pooling_type.LLAMA_POOLING_TYPE_MEAN
         _server = xllamacpp.Server(params)
         _base_url = _server.listening_address.rstrip("/") + "/v1"
         return _base_url

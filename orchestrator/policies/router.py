@@ -1,11 +1,12 @@
 """`router`: a learned router predicts from a step's text whether the cheap role suffices.
 
 The model is logistic regression over hashed word n-grams and character trigrams (nothing to
-download), trained from evaluation outcomes by `orchestrator eval ... --train-router FILE`:
-an item's label is 1 when the cheap role's answer scored at least as well as the reasoning
-role's (RouteLLM's win-or-tie). Its threshold is calibrated to a target share of steps sent to
-reasoning, as RouteLLM calibrates: on out-of-fold scores (each item scored by a model that did
-not see it), so the share holds on new items too.
+download), or over vectors from an OpenAI-compatible `/v1/embeddings` profile of the workflow
+(the embedded llama.cpp server serves them). It is trained from evaluation outcomes by
+`orchestrator eval ... --train-router FILE`: an item's label is 1 when the cheap role's answer
+scored at least as well as the reasoning role's (RouteLLM's win-or-tie). Its threshold is
+calibrated to a target share of steps sent to reasoning, as RouteLLM calibrates: on out-of-fold
+scores (each item scored by a model that did not see it), so the share holds on new items too.
 
 The router file is small JSON, versioned, and names the profiles and models it was trained
 for; using it with others is a clear error.
@@ -22,7 +23,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import UsageError
 from ..policyspec import RouterPolicy
@@ -30,7 +31,8 @@ from ..steps import CheckResult, Kind
 from .base import Ask, Policy, Routed
 
 if TYPE_CHECKING:
-    from ..graph.context import RunContext
+    from ..graph.context import EmbedderFactory, RunContext
+    from ..models.embeddings import Embedder
 
 VERSION = 2
 BUCKETS = 1 << 18
@@ -54,6 +56,45 @@ def features(text: str) -> dict[int, float]:
         counts[bucket] = counts.get(bucket, 0.0) + 1.0
     norm = math.sqrt(sum(v * v for v in counts.values())) or 1.0
     return {k: v / norm for k, v in counts.items()}
+
+
+def unit(vector: Sequence[float]) -> list[float]:
+    norm = math.sqrt(math.fsum(v * v for v in vector)) or 1.0
+    return [v / norm for v in vector]
+
+
+def dense(vector: Sequence[float], center: Sequence[float]) -> dict[int, float]:
+    """An embedding as features: made unit length (whatever the server returned), centred on
+    the training texts' mean (embeddings share a large common direction that would swamp the
+    differences), and made unit length again."""
+    shifted = unit([v - c for v, c in zip(unit(vector), center, strict=True)])
+    return dict(enumerate(shifted))
+
+
+@dataclass(frozen=True)
+class Embedding:
+    """Where a router's vectors come from: a profile of the workflow, its model, the size."""
+
+    profile: str
+    model: str
+    dim: int
+    center: tuple[float, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": "embeddings",
+            "profile": self.profile,
+            "model": self.model,
+            "dim": self.dim,
+            "center": [round(c, 6) for c in self.center],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Embedding:
+        center = tuple(float(c) for c in data["center"])
+        if len(center) != int(data["dim"]):
+            raise ValueError("center and dim disagree")
+        return cls(str(data["profile"]), str(data["model"]), int(data["dim"]), center)
 
 
 def _sigmoid(z: float) -> float:
@@ -131,10 +172,23 @@ class Trained:
     calibration: dict[float, float]  # reason share -> threshold on p(cheap suffices)
     reason_share: float
     items: int
+    embedding: Embedding | None = None  # None: hashed n-grams
 
-    def p_cheap_ok(self, text: str) -> float:
+    def featurize(self, text: str, vector: Sequence[float] | None = None) -> dict[int, float]:
+        if self.embedding is None:
+            return features(text)
+        if vector is None or len(vector) != self.embedding.dim:
+            got = "none" if vector is None else f"{len(vector)} dimensions"
+            raise UsageError(
+                f"this router reads {self.embedding.dim}-dimensional embeddings from "
+                f"{self.embedding.profile} ({self.embedding.model}), got {got}: retrain it"
+            )
+        return dense(vector, self.embedding.center)
+
+    def p_cheap_ok(self, text: str, vector: Sequence[float] | None = None) -> float:
+        """p(the cheap role suffices) for `text` (with its embedding, for an embeddings router)."""
         scorer = self.models[zlib.crc32(text.encode()) % len(self.models)]
-        return scorer.score(features(text))
+        return scorer.score(self.featurize(text, vector))
 
     def threshold(self, share: float | None = None) -> float:
         """The threshold for `share` (default: the share it was trained for), interpolated."""
@@ -148,7 +202,7 @@ class Trained:
     def to_json(self) -> dict[str, Any]:
         return {
             "orchestrator_router": VERSION,
-            "features": "hashed-ngrams",
+            "features": "hashed-ngrams" if self.embedding is None else self.embedding.to_json(),
             "buckets": BUCKETS,
             "cheap": self.cheap,
             "strong": self.strong,
@@ -167,7 +221,10 @@ class Trained:
 
     @classmethod
     def from_json(cls, data: dict[str, Any], where: str) -> Trained:
-        if data.get("orchestrator_router") != VERSION or data.get("buckets") != BUCKETS:
+        kind = data.get("features", "hashed-ngrams")
+        if data.get("orchestrator_router") != VERSION or (
+            kind == "hashed-ngrams" and data.get("buckets") != BUCKETS
+        ):
             raise UsageError(
                 f"{where} is not a router file of this version (orchestrator_router: "
                 f"{VERSION}): retrain it with `orchestrator eval ... --train-router`"
@@ -183,6 +240,7 @@ class Trained:
             calibration={float(s): float(t) for s, t in data["calibration"]},
             reason_share=float(data["reason_share"]),
             items=int(data["items"]),
+            embedding=None if kind == "hashed-ngrams" else Embedding.from_json(kind),
         )
 
 
@@ -194,19 +252,32 @@ def train_router(
     strong: dict[str, str],
     reason_share: float = 0.3,
     seed: int = 0,
+    embedding: tuple[str, str] | None = None,
+    vectors: Sequence[Sequence[float]] | None = None,
 ) -> Trained:
-    """Fit the router on outcomes and calibrate it on out-of-fold scores."""
+    """Fit the router on outcomes and calibrate it on out-of-fold scores.
+
+    With `embedding` (profile, model) and the texts' `vectors`, it learns from the embeddings;
+    otherwise from hashed n-grams."""
     if len(texts) < 10 or len(set(cheap_suffices)) < 2:
         raise UsageError(
             "training a router needs at least 10 items on which the cheap role sometimes "
             "suffices and sometimes does not"
         )
-    xs = [features(t) for t in texts]
+    found = None
+    if embedding is not None:
+        if vectors is None or len(vectors) != len(texts) or not vectors[0]:
+            raise UsageError("an embeddings router needs one vector per training text")
+        dim, units = len(vectors[0]), [unit(v) for v in vectors]
+        center = tuple(math.fsum(v[i] for v in units) / len(units) for i in range(dim))
+        found = Embedding(embedding[0], embedding[1], dim, center)
+    shell = Trained(cheap, strong, (), {}, reason_share, len(texts), found)
+    xs = [shell.featurize(t, None if vectors is None else vectors[i]) for i, t in enumerate(texts)]
     ys = [int(y) for y in cheap_suffices]
     models, held_out = cross_fit(xs, ys, folds=5, seed=seed)
     calibration = {share: threshold_for_share(held_out, share) for share in SHARES}
     calibration[reason_share] = threshold_for_share(held_out, reason_share)
-    return Trained(cheap, strong, tuple(models), calibration, reason_share, len(texts))
+    return Trained(cheap, strong, tuple(models), calibration, reason_share, len(texts), found)
 
 
 def save_router(trained: Trained, path: Path) -> None:
@@ -236,10 +307,14 @@ def load_router(path: Path) -> Trained:
 class LearnedRouter(Policy):
     """Sends a step to reasoning when the router's p(cheap suffices) is under its threshold."""
 
-    def __init__(self, name: str, trained: Trained, threshold: float) -> None:
+    def __init__(
+        self, name: str, trained: Trained, threshold: float, embedder: EmbedderFactory | None = None
+    ) -> None:
         super().__init__(name)
         self.trained = trained
         self.cut = threshold
+        self._embedder = embedder
+        self._embedding: Embedder | None = None
 
     @classmethod
     def load(cls, name: str, spec: RouterPolicy, ctx: RunContext) -> LearnedRouter:
@@ -256,16 +331,42 @@ class LearnedRouter(Policy):
                 f"router file {path} was trained for {_pair(there)}, but this workflow uses "
                 f"{_pair(here)}: retrain it with `orchestrator eval ... --train-router`"
             )
-        return cls(name, trained, trained.threshold(spec.reason_share))
+        return cls(
+            name, trained, trained.threshold(spec.reason_share), _embedder_for(ctx, trained, path)
+        )
 
     async def answer(self, ctx: RunContext, ask: Ask) -> Routed:
-        p = self.trained.p_cheap_ok(ask.text)
+        vector = None
+        if self._embedder is not None:
+            if self._embedding is None:
+                wanted = cast(Embedding, self.trained.embedding)
+                self._embedding = await self._embedder(wanted.profile)
+            vector = (await self._embedding.embed([ask.text], step=ask.params.step))[0]
+        p = self.trained.p_cheap_ok(ask.text, vector)
         cheap = p >= self.cut
         role: Kind = "generate" if cheap else "reason"
         why = f"router: p(cheap suffices) {p:.2f} {'≥' if cheap else '<'} {self.cut:.2f}"
         said = await self.say(ctx, ask, role, why)
         decision = CheckResult("router", cheap, why, round(p, 4))
         return Routed(said.response, self.route(ctx, said, checks=(decision,)))
+
+
+def _embedder_for(ctx: RunContext, trained: Trained, path: Path) -> EmbedderFactory | None:
+    """How this run embeds a step's text for `trained`; a clear error, before any call, if the
+    workflow lacks the profile the router was trained on."""
+    wanted = trained.embedding
+    if wanted is None:
+        return None
+    profile = ctx.spec.models.get(wanted.profile)
+    if profile is None or profile.model != wanted.model:
+        raise UsageError(
+            f"router file {path} reads embeddings from profile '{wanted.profile}' "
+            f"({wanted.model}), which this workflow does not define: add it under models, "
+            "or retrain the router"
+        )
+    if ctx.embedder is None:
+        raise UsageError("this run cannot make embedding calls, which its router needs")
+    return ctx.embedder
 
 
 def _profile(ctx: RunContext, role: Any) -> dict[str, str]:
