@@ -100,7 +100,8 @@ def is_loopback(host: str) -> bool:
 
 
 def resolve_key(flag: str | None, environ: Mapping[str, str] = os.environ) -> str | None:
-    key = flag if flag is not None else environ.get(KEY_ENV)
+    """--api-key, else $ORCHESTRATOR_SERVE_KEY (set but empty counts as unset)."""
+    key = flag if flag is not None else (environ.get(KEY_ENV) or None)
     if key is not None and not key.strip():
         raise UsageError(f"the API key is empty: give --api-key or set {KEY_ENV} to a secret")
     return key

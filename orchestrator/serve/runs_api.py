@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..errors import UsageError
+from ..events import PlanReady, SubproblemFinished, SubproblemStarted
 from ..graph.review import validate_edit
 from ..resume import Abort, Answer, Approve, Decision, Edit
 from ..storage import RunRow, open_storage, orchestrator_home
@@ -103,9 +104,25 @@ async def detail(
         body["cost_usd"] = round(result.usage.cost_usd, 8)
     if body["status"] == "running":
         body["error"] = None  # the run log's "unfinished" is not an error yet
+    if entry is not None and body["status"] != "completed":
+        body["subproblems"] = live_steps(entry, body["subproblems"])
     elif entry is not None and entry.error is not None and row is None:
         body["error"] = {"type": entry.error.code, "message": entry.error.message}
     return body
+
+
+def live_steps(entry: RunEntry, stored: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The subproblems of a run this process ran, as its events tell: the checkpoint holds each
+    finished step at once, but its state shows them only when the whole stage has finished."""
+    steps = {s["id"]: s for s in stored}
+    for frame in entry.frames:
+        if isinstance(frame, PlanReady) and not stored:
+            steps.update((s.id, s.to_dict()) for s in frame.subproblems)
+        elif isinstance(frame, SubproblemStarted) and frame.step.id in steps:
+            steps[frame.step.id] = {**steps[frame.step.id], "status": "running"}
+        elif isinstance(frame, SubproblemFinished):
+            steps[frame.result.id] = frame.result.to_dict()
+    return list(steps.values())
 
 
 async def start_run(request: Request) -> Response:
