@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from ..errors import OrchestratorError
+from ..tracing import flush_traces
 from . import commands, evaluate, serve
 from .render import Stopped, quiet_stdout
 
@@ -14,6 +16,16 @@ CACHE_HELP = (
     "answer requests identical to ones answered before from the response cache, at no cost "
     "(every profile; `cache: true` does it for one)"
 )
+
+OTEL_FLAG = ("--otel",)
+OTEL_OPTIONS: dict[str, Any] = {
+    "nargs": "?",
+    "const": True,
+    "default": None,
+    "metavar": "ENDPOINT",
+    "help": "send the run's OpenTelemetry spans over OTLP/HTTP to ENDPOINT (default: "
+    "$OTEL_EXPORTER_OTLP_ENDPOINT, else http://localhost:4318); needs the otel extra",
+}
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": commands.run,
@@ -47,10 +59,12 @@ def _parser() -> argparse.ArgumentParser:
         help="stop after planning: show the plan and ask to approve, edit or abort",
     )
     run.add_argument("--cache", action="store_true", help=CACHE_HELP)
+    run.add_argument(*OTEL_FLAG, **OTEL_OPTIONS)
     resume = sub.add_parser("resume", help="continue a run that failed, was stopped or is paused")
     resume.add_argument("run_id", metavar="RUN_ID")
     resume.add_argument("--json", action="store_true", help="print the result as JSON")
     resume.add_argument("--cache", action="store_true", help=CACHE_HELP)
+    resume.add_argument(*OTEL_FLAG, **OTEL_OPTIONS)
     runs = sub.add_parser("runs", help="list recent runs with status, cost and age")
     runs.add_argument("--limit", type=int, default=20, help="how many (default 20)")
     runs.add_argument("--json", action="store_true", help="print the list as JSON")
@@ -92,3 +106,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         quiet_stdout()  # the reader went away (`| head`) outside a run's output
         return 141  # 128 + SIGPIPE, as a shell reports a process a closed pipe stopped
+    finally:
+        flush_traces()  # before the process ends, so a traced run's last spans are sent
