@@ -8,8 +8,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..errors import OrchestratorError
+from ..observe.logs import verbose
 from ..tracing import flush_traces
-from . import commands, evaluate, serve
+from . import commands, evaluate, serve, show
 from .render import Stopped, quiet_stdout
 
 CACHE_HELP = (
@@ -37,8 +38,11 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "cache stats": commands.cache_stats,
     "cache clear": commands.cache_clear,
     "eval": evaluate.evaluate,
+    "show": show.show,
     "serve": serve.serve,
 }
+
+VERBOSE_HELP = "log what orchestrator does on stderr: -v info, -vv debug (every call)"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -47,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Run hard tasks through a planner, reasoning and generative models, "
         "and a synthesizer.",
     )
+    parser.add_argument("--verbose", "-v", action="count", default=0, help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = sub.add_parser("run", help="run a workflow on a task")
     run.add_argument("workflow", help="a workflow YAML file, or the name of a shipped one")
@@ -85,12 +90,19 @@ def _parser() -> argparse.ArgumentParser:
     actions.add_parser("clear", help="remove every cached answer")
     evaluate.add_parser(sub)
     serve.add_parser(sub)
+    show.add_parser(sub)
+    for command in sub.choices.values():
+        # `-v` after the command too, counted apart: a subcommand's parser starts a fresh count.
+        command.add_argument(
+            "--verbose", "-v", action="count", dest="verbose_after", default=0, help=VERBOSE_HELP
+        )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     command = " ".join(filter(None, (args.command, getattr(args, "subcommand", None))))
+    verbose(args.verbose + getattr(args, "verbose_after", 0))
     try:
         return COMMANDS[command](args)
     except OrchestratorError as exc:
