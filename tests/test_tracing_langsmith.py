@@ -199,3 +199,52 @@ def test_a_run_is_one_langsmith_trace_with_llm_runs(
     [thinking] = [r for r in llm if r["extra"]["metadata"]["orchestrator_profile"] == "thinker"]
     assert thinking["outputs"]["usage_metadata"]["output_token_details"]["reasoning"] == 70
     assert thinking["extra"]["metadata"]["ls_provider"] == "openai"
+
+
+SCRIPT = """
+import tempfile
+from langsmith import traceable
+from orchestrator import Workflow, flush_traces, parse_workflow
+from orchestrator.testing import TestModel
+
+spec = parse_workflow('''
+name: nested
+models:
+  writer: {model: write-model, price: {input: 1, output: 2}}
+roles: {plan: writer, reason: writer, generate: writer, synthesize: writer}
+''')
+plan = [{"id": "s1", "kind": "generate", "task": "t", "depends_on": []}]
+workflow = Workflow(spec, models={"writer": TestModel(plan=plan)}, home=tempfile.mkdtemp())
+
+@traceable(name="my_app")
+def app():
+    return workflow.run("a task")
+
+print(app().usage.by_profile["writer"].input_tokens)
+flush_traces()
+"""
+
+
+def test_an_sdk_run_inside_traced_code_nests_under_it(stand_in: StandIn) -> None:
+    foreign = ("OTEL_", "LANGSMITH_", "LANGCHAIN_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(foreign)}
+    env.update(
+        LANGSMITH_TRACING="true", LANGSMITH_ENDPOINT=stand_in.url, LANGSMITH_API_KEY="ls-dummy"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    runs = stand_in.runs
+    [app] = [run for run in runs.values() if not run.get("parent_run_id")]
+    assert app["name"] == "my_app"
+    [workflow] = [run for run in runs.values() if run["name"] == "nested"]
+    assert workflow["parent_run_id"] == app["id"]
+    llm = [run for run in runs.values() if run["run_type"] == "llm"]
+    assert sorted(runs[run["parent_run_id"]]["name"] for run in llm) == [
+        "plan",
+        "solve",
+        "synthesize",
+    ]
+    total = sum(run["outputs"]["usage_metadata"]["input_tokens"] for run in llm)
+    assert total == int(done.stdout)

@@ -426,3 +426,28 @@ def test_spans_reach_an_otlp_http_receiver_from_the_cli(
                        ("orchestrator.usage.reasoning_tokens", "reasoning_tokens")):  # fmt: skip
         assert sum(attribute(c, key) for c in calls) == sum(p[field] for p in profiles)
     assert attribute(calls[0], "gen_ai.provider.name") == "openai"
+
+
+async def test_a_run_inside_an_application_span_is_its_child(tmp_path: Path) -> None:
+    spec = parse_workflow(
+        """
+name: nested
+models:
+  writer: {model: write-model, price: {input: 1, output: 2}}
+roles: {plan: writer, reason: writer, generate: writer, synthesize: writer}
+"""
+    )
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    plan = [{"id": "s1", "kind": "generate", "task": "t", "depends_on": []}]
+    workflow = Workflow(
+        spec, models={"writer": TestModel(plan=plan)}, home=tmp_path, tracing=provider
+    )
+    with provider.get_tracer("app").start_as_current_span("handle request"):
+        result = await workflow.arun("a task")
+    assert result.status == "completed"
+    spans = Spans(exporter.get_finished_spans())
+    run, outer = spans.one("invoke_agent nested"), spans.one("handle request")
+    assert spans.parent(run) is outer and inside(run, outer)
+    assert len({s.context.trace_id for s in spans.all}) == 1
