@@ -46,6 +46,7 @@ from .graph.review import validate_edit
 from .models.base import CallRecord, ChatModel
 from .models.budget import Budget
 from .models.connect import connect
+from .models.embeddings import Embedder, embedder_for
 from .models.ledger import Ledger
 from .models.openai import ClientPool
 from .models.retry import FailedAttempt
@@ -224,9 +225,7 @@ class _Session:
             cache_salt=self.setup.cache_salt,
             profiles=spec.used_profiles(self.setup.policy),
         )
-        context = RunContext(
-            spec, models, budget, self.ledger, self.setup.functions, self.setup.policy
-        )
+        context = self._context(models, budget)
         context.prepare_policies()  # a bad router file is refused before anything is spent
         task = self.tracker.task or cast(dict[str, Any], start)["task"]
         await runs.start_run(self.run_id, spec.name, spec.source, task)
@@ -260,6 +259,22 @@ class _Session:
         except BaseException as exc:
             await outcome.failed(exc, runs, self.run_id)  # re-raises all but a RunError
         yield RunFinished(await self._finish(outcome))
+
+    def _context(self, models: dict[str, ChatModel], budget: Budget) -> RunContext:
+        spec = self.setup.spec
+
+        async def embedder(name: str) -> Embedder:
+            return await embedder_for(spec, name, self.pool, ledger=self.ledger, budget=budget)
+
+        return RunContext(
+            spec,
+            models,
+            budget,
+            self.ledger,
+            self.setup.functions,
+            self.setup.policy,
+            embedder=embedder,
+        )
 
     async def _finish(self, outcome: _Outcome) -> RunResult:
         pause = read_pause((await self.graph.aget_state(self.config)).interrupts)
