@@ -21,6 +21,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import Field
 
 from orchestrator import (
+    CallRetried,
     EndpointError,
     Message,
     ModelError,
@@ -144,6 +145,23 @@ def _status_error(status: int) -> httpx.HTTPStatusError:
     request = httpx.Request("POST", "http://127.0.0.1/x")
     response = httpx.Response(status, headers={"retry-after": "0"}, request=request)
     return httpx.HTTPStatusError(f"HTTP {status}", request=request, response=response)
+
+
+async def test_retried_attempts_of_any_sdk_are_reported(tmp_path: Path) -> None:
+    spec = parse_workflow(
+        langchain_workflow(tmp_path, f"{FAKES}:FakeListChatModel", {"responses": ["x"]})
+    )
+    failures = [_status_error(503), httpx.ConnectError("refused")]
+    chat = Flaky(errors=failures)
+    model = LangChainModel(chat, profile="fake", spec=spec.models["fake"])
+    wf = Workflow(spec, models={"fake": model}, home=tmp_path)
+    events = [e async for e in wf.astream("a task")]
+    retried = [e.attempt for e in events if isinstance(e, CallRetried)]
+    assert [(a.purpose, a.reason, a.status, a.number) for a in retried] == [
+        ("plan", "status", 503, 1),
+        ("plan", "connection", None, 2),
+    ]
+    assert "HTTP 503" in retried[0].detail and retried[0].wait_s == 0  # retry-after: 0
 
 
 def test_transient_failures_are_retried_and_refusals_are_not() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator import EndpointError, RunResult, Workflow, parse_workflow
+from orchestrator import CallRetried, EndpointError, RunResult, Workflow, parse_workflow
 from tests.fakeserver import FakeOpenAI, Fault, Reply
 
 WORKFLOW = """
@@ -103,8 +103,15 @@ async def test_a_run_on_chat_openai(server: FakeOpenAI, tmp_path: Path) -> None:
 async def test_transient_errors_are_retried_once_each(server: FakeOpenAI, tmp_path: Path) -> None:
     server.enqueue(Fault(status=500), model="think-model")
     server.enqueue(Fault(status=429, headers={"Retry-After": "0"}), model="think-model")
-    result = await workflow(server, tmp_path).arun("task")
+    events = [e async for e in workflow(server, tmp_path).astream("task")]
+    result = events[-1].result  # type: ignore[union-attr]
     assert result.status == "completed", result.error
+    retried = [e.attempt for e in events if isinstance(e, CallRetried)]
+    assert [(a.profile, a.reason, a.status, a.number) for a in retried] == [
+        ("thinker", "status", 500, 1),
+        ("thinker", "status", 429, 2),
+    ]
+    assert retried[1].wait_s == 0  # Retry-After: 0 honoured
     think = [r for r in server.requests if r.model == "think-model"]
     assert [r.outcome for r in think] == ["fault:500", "fault:429", "ok"]
     assert result.usage.by_profile["thinker"].calls == 1  # failed attempts are not billed

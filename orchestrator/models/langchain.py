@@ -19,6 +19,7 @@ a whole attempt) are retried `retries` times with backoff and `Retry-After`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
 import json
 import time
@@ -26,15 +27,17 @@ from collections.abc import Mapping
 from typing import Any
 
 import httpx
+import httpx2
+import openai
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from ..errors import EndpointError, ModelError, redact, register_secret
 from ..spec import ModelProfile
 from .base import ChatModel, Message, ModelResponse, RequestParams, ResponseFormat, TokenUsage
 from .openai import sampling
-from .retry import TRANSIENT_STATUS, AttemptTimeout, Backoff, is_transient
+from .retry import TRANSIENT_STATUS, AttemptTimeout, AttemptWatch, Backoff, is_transient
 from .trace import StreamFilter
 from .wire import TokenRelay, content_parts, estimate_usage, join_trace
 
@@ -194,6 +197,24 @@ def is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, ConnectionError | httpx.TransportError) or bool(names & sdk_network)
 
 
+def _as_status_error(exc: BaseException) -> BaseException:
+    """Another SDK's HTTP error in openai's shape, so a failed attempt is reported by status."""
+    status = status_of(exc)
+    if status is None or isinstance(exc, openai.APIStatusError):
+        return exc
+    detail = redact(str(exc).strip() or type(exc).__name__)[:_DETAIL_LIMIT]
+    # openai's errors carry the response of its HTTP layer (httpx2 in openai 3.x).
+    response = httpx2.Response(status, request=httpx2.Request("POST", "http://langchain.invalid"))
+    return openai.APIStatusError(detail, response=response, body={"error": {"message": detail}})
+
+
+async def _report_retry(watch: AttemptWatch, state: RetryCallState) -> None:
+    """tenacity's hook: an attempt failed and another follows after `upcoming_sleep`."""
+    exc = state.outcome.exception() if state.outcome else None
+    if exc is not None:
+        await watch.failed(_as_status_error(exc), wait_s=state.upcoming_sleep)
+
+
 class LangChainModel(ChatModel):
     """A LangChain chat model behind a profile.
 
@@ -235,17 +256,23 @@ class LangChainModel(ChatModel):
     async def request(self, messages: list[Message], params: RequestParams) -> ModelResponse:
         chat = self.configured(params)
         relay = TokenRelay(params.on_token, params.on_restart) if params.on_token else None
+        attempts = self.spec.retries + 1
+        watch = AttemptWatch(self.profile, self.model, params.purpose, params.step, attempts)
         retrying = AsyncRetrying(
             retry=retry_if_exception(is_retryable),
-            stop=stop_after_attempt(self.spec.retries + 1),
+            stop=stop_after_attempt(attempts),
             wait=Backoff(),
             reraise=True,
+            before_sleep=functools.partial(_report_retry, watch),
         )
         try:
             async for attempt in retrying:
                 with attempt:
+                    watch.begin()
                     return await self._attempt(chat, messages, params, relay)
         except Exception as exc:
+            if is_retryable(exc):
+                await watch.failed(_as_status_error(exc))
             raise self._failure(exc) from None
         raise AssertionError("unreachable: tenacity either returns or raises")
 
