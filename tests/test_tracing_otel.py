@@ -45,7 +45,7 @@ PLAN = {
 TOLERANCE_NS = 2_000_000  # call times are wall clock plus a monotonic duration: allow 2 ms
 
 
-def workflow_yaml(base_url: str, retries: int = 4) -> str:
+def workflow_yaml(base_url: str, retries: int = 4, fallback: str = "") -> str:
     return f"""
 name: traced
 models:
@@ -56,6 +56,7 @@ models:
     reasoning: true
     reasoning_effort: low
     retries: {retries}
+    {f"fallback: {fallback}" if fallback else ""}
     price: {{input: 1.10, cached_input: 0.275, output: 4.40}}
   writer:
     model: {WRITER}
@@ -80,11 +81,15 @@ def exporter() -> InMemorySpanExporter:
 
 
 def traced(
-    fake: FakeOpenAI, exporter: InMemorySpanExporter, home: Path, retries: int = 4
+    fake: FakeOpenAI,
+    exporter: InMemorySpanExporter,
+    home: Path,
+    retries: int = 4,
+    fallback: str = "",
 ) -> Workflow:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    spec = parse_workflow(workflow_yaml(fake.base_url, retries))
+    spec = parse_workflow(workflow_yaml(fake.base_url, retries, fallback))
     return Workflow(spec, home=home, tracing=provider)
 
 
@@ -225,6 +230,26 @@ async def test_a_retried_call_carries_its_failed_attempts(
     assert planning.start_time is not None and retry.timestamp >= planning.start_time
     others = [c for c in spans.calls() if c is not planning]
     assert all((c.attributes or {})["orchestrator.retry.attempts"] == 0 for c in others)
+
+
+async def test_attempts_of_a_call_that_gave_up_stay_on_its_subproblem(
+    fake: FakeOpenAI, exporter: InMemorySpanExporter, tmp_path: Path
+) -> None:
+    # The thinker fails twice (its one retry included); s1 falls back to the writer.
+    for _ in range(2):
+        fake.enqueue(Fault(status=503, headers={"Retry-After": "0"}), model=THINKER)
+    workflow = traced(fake, exporter, tmp_path, retries=1, fallback="writer")
+    result = await workflow.arun("Choose a database.")
+    assert result.status == "completed"
+    spans = Spans(exporter.get_finished_spans())
+    s1 = spans.one("subproblem s1")
+    [retry] = s1.events  # the failed attempt that was retried; the last one is the call's error
+    assert retry.attributes is not None
+    assert retry.attributes["orchestrator.profile"] == "thinker"
+    assert retry.attributes["orchestrator.retry.attempt"] == 1
+    [answer] = [c for c in spans.calls() if spans.parent(c) is s1]
+    assert answer.name == f"chat {WRITER}" and answer.events == ()
+    assert (answer.attributes or {})["orchestrator.retry.attempts"] == 0
 
 
 async def test_a_failed_subproblem_and_its_run_are_errors(

@@ -81,22 +81,33 @@ class RunTracer:
             extra["callbacks"] = [self.otel.handler]
         return extra
 
+    # A failure to trace is logged, never raised: it must not fail (or hide the end of) a run.
+
     def start(self, resumed: bool) -> None:
         if self.otel is not None:
-            self.otel.start(resumed)
+            try:
+                self.otel.start(resumed)
+            except Exception:
+                log.exception("OpenTelemetry tracing failed to start")
 
     def call(self, call: CallRecord) -> None:
         """A billed call, heard in the context of the node that made it."""
         if self.langsmith:
-            report_call(self.spec, call)
+            try:
+                report_call(self.spec, call)
+            except Exception:
+                log.exception("could not report a call to LangSmith")
 
     def see(self, event: Event) -> None:
         if self.otel is not None:
             try:
                 self.otel.see(event)
-            except Exception:  # a tracing bug must never fail a run
+            except Exception:
                 log.exception("OpenTelemetry tracing failed on %s", type(event).__name__)
 
     def close(self) -> None:
         if self.otel is not None:
-            self.otel.close()
+            try:
+                self.otel.close()
+            except Exception:
+                log.exception("OpenTelemetry tracing failed to end the run's spans")

@@ -9,15 +9,12 @@ runnable config, which LangGraph sets for the code a node runs.
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime
 from typing import Any
 
 from ..models.base import CallRecord
 from ..spec import WorkflowSpec
 from .attributes import provider_name
-
-log = logging.getLogger(__name__)
 
 
 def langsmith_enabled() -> bool:
@@ -79,7 +76,4 @@ def report_call(spec: WorkflowSpec, call: CallRecord) -> None:
         outputs={"usage_metadata": usage, "finish_reason": call.finish_reason},
         end_time=max(_when(end), child.start_time),
     )
-    try:
-        child.post()
-    except Exception as exc:  # tracing must never fail a run
-        log.warning("could not report a call to LangSmith: %s", exc)
+    child.post()  # queued: the client sends it from its own thread

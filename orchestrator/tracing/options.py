@@ -77,6 +77,8 @@ def resolve_provider(option: TracingOption) -> TracerProviderLike | None:
     """The tracer provider a run reports to, or None when it is not traced."""
     if option is False or os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
         return None
+    if option is None and os.environ.get("OTEL_TRACES_EXPORTER", "").lower() == "none":
+        return None
     if option is None:
         if not (_env_endpoint() and otel_installed()):
             return None  # nothing of OpenTelemetry is imported

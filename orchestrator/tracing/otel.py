@@ -209,6 +209,9 @@ class OtelRun:
         )
         for call in calls:
             end_ns = max(end_ns, self._call_span(call, span, result.route))
+        for key in [key for key in self.waiting if key[1] == result.id]:
+            for attempt in self.waiting.pop(key):  # attempts of calls that gave up (fallback)
+                _retry_event(span, attempt)
         if result.status == "failed":
             span.set_status(Status(StatusCode.ERROR, result.error or "failed"))
         span.end(end_time=end_ns)
