@@ -244,3 +244,14 @@ def test_a_question_pauses_the_chat_and_the_runs_api_answers_it(
         assert answered.status_code == 202
         assert follow(base, run_id)[-1][2]["result"]["status"] == "completed"
         assert "Revise per the reviewer: shorter" in str(openai_env.requests[-1].body)
+
+
+def test_a_client_that_goes_away_stops_its_run(gate: Gate, base: str) -> None:
+    body = {"model": "served", "stream": True, "messages": [{"role": "user", "content": "x"}]}
+    with httpx.stream("POST", f"{base}/v1/chat/completions", json=body, timeout=60) as r:
+        run_id = r.headers["x-orchestrator-run-id"]
+        assert next(r.iter_lines()).startswith("data: ")  # the first chunk, then hang up
+    assert follow(base, run_id)[-1][1] == "run_cancelled"
+    run = httpx.get(f"{base}/runs/{run_id}").json()
+    assert run["status"] == "cancelled"
+    gate.open.set()

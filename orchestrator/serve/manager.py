@@ -60,6 +60,8 @@ class RunEntry:
         self.run_id, self.served = run_id, served
         self.frames: list[Frame] = []
         self.running = False
+        self.started = False
+        """The attempt has produced an event: it holds its lease and its run-log row is written."""
         self.cancel_requested = False
         self.result: RunResult | None = None
         self.error: ApiError | None = None
@@ -75,7 +77,7 @@ class RunEntry:
         self._changed = asyncio.Event()
 
     def begin(self) -> None:
-        self.running, self.cancel_requested = True, False
+        self.running, self.started, self.cancel_requested = True, False, False
         self.result, self.error = None, None
 
     def end(self) -> None:
@@ -156,6 +158,10 @@ class RunManager:
         try:
             async with contextlib.aclosing(cast(AsyncGenerator[Event, None], events)) as stream:
                 async for event in stream:
+                    if not entry.started:
+                        entry.started = True
+                        if entry.cancel_requested:  # asked while it started: safe from here
+                            cast(asyncio.Task[None], asyncio.current_task()).cancel()
                     if isinstance(event, CallFinished):
                         self.metrics.call(event.call)
                     elif isinstance(event, RunFinished):
@@ -184,8 +190,10 @@ class RunManager:
         try:
             async with open_storage(entry.served.workflow.home) as storage:
                 await storage.runs.finish_run(entry.run_id, "interrupted", note)
-        except OrchestratorError as exc:
-            log.warning("could not record that run %s stopped: %s", entry.run_id, exc.message)
+        except Exception as exc:  # the run log is the SDK's: say so, and go on serving
+            log.warning(
+                "could not record that run %s stopped (%s)", entry.run_id, type(exc).__name__
+            )
 
     def _retire(self) -> None:
         finished = [e for e in self.entries.values() if not e.running]
@@ -193,10 +201,16 @@ class RunManager:
             del self.entries[old.run_id]
 
     def cancel_nowait(self, entry: RunEntry) -> None:
-        """Ask the run's attempt to stop (it records itself interrupted as it goes)."""
+        """Ask the run's attempt to stop (it records itself interrupted as it goes).
+
+        An attempt that has not produced its first event yet is stopped when it does: while it
+        takes its lease and writes its run-log row, a cancellation could leave the shared
+        run-log connection inside a transaction. Its first call is paid either way.
+        """
         if entry.task is not None and entry.running:
             entry.cancel_requested = True
-            entry.task.cancel()
+            if entry.started:
+                entry.task.cancel()
 
     async def cancel(self, entry: RunEntry) -> None:
         """Stop the run's attempt and wait (a little) until its checkpoint and log agree."""

@@ -13,7 +13,8 @@ answer with `POST /runs/{id}/resume`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import functools
+from collections.abc import AsyncIterator, Callable
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -87,11 +88,12 @@ async def chat_completions(request: Request) -> Response:
     body = await read_body(request, ChatRequest)
     served = find_model(config, body.model)
     entry = manager.start(served, body.task())
-    watcher = watch_disconnect(request, lambda: manager.cancel_nowait(entry))
+    gone = functools.partial(manager.cancel_nowait, entry)
+    watcher = watch_disconnect(request, gone)
     headers = {RUN_HEADER: entry.run_id}
     if body.stream:
         chunks = Chunks(entry.run_id, body.model, body.include_usage)
-        stream = _stream(entry, chunks, watcher)
+        stream = _stream(entry, chunks, watcher, gone)
         return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
     try:
         await entry.finished()
@@ -106,9 +108,9 @@ async def chat_completions(request: Request) -> Response:
 
 
 async def _stream(
-    entry: RunEntry, chunks: Chunks, watcher: asyncio.Task[None]
+    entry: RunEntry, chunks: Chunks, watcher: asyncio.Task[None], gone: Callable[[], None]
 ) -> AsyncIterator[bytes]:
-    text = AnswerText()
+    text, complete = AnswerText(), False
     try:
         yield chunks.role()
         async for _, frame in entry.follow():
@@ -120,6 +122,7 @@ async def _stream(
                     yield chunks.content(piece)
             elif isinstance(frame, AnswerRestarted):
                 text.restart()
+        complete = True  # the run ended: what is left to send is about it, not a cut-off
         failure = run_failure(entry)
         if failure is not None:
             yield chunks.error(failure)
@@ -135,3 +138,5 @@ async def _stream(
         yield chunks.DONE
     finally:
         watcher.cancel()
+        if not complete:  # the response was cut off (the client went away): stop the run
+            gone()

@@ -1,0 +1,233 @@
+"""What `orchestrator serve` adds over the SDK: 200 concurrent streamed requests.
+
+Against tests/fakeserver.py at zero latency (its own process, Nagle off as real endpoints do),
+one workflow (plan, one generated subproblem, a streamed synthesis: 3 calls per run). Each
+round runs both sides, each from a fresh ORCHESTRATOR_HOME and fresh processes:
+
+- SDK: one process runs `Workflow.astream(task)` 200 times at once (asyncio.gather) and reads
+  every event to `RunFinished`; a request's latency is from its start to `RunFinished`.
+- serve: `orchestrator serve` in one process (the same workflow file, --quiet); a client
+  process sends 200 streamed `POST /v1/chat/completions` at once (httpx, one connection each)
+  and reads every chunk to `data: [DONE]`, parsing each as JSON; a request's latency is from
+  its send to `[DONE]`.
+
+Both sides first run the same warm-up (10 runs, not measured) in the process that is measured,
+so imports, the graph compile and connection set-up are paid before the clock starts. Figures
+are pooled over the rounds: p50/p95 latency per side, and requests/s (200 / the round's wall
+time, median over rounds). "Added" is serve minus SDK.
+Usage: python benchmarks/serve.py [--rounds 3] [--n 200] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+TASK = "Write a two-line note on the printing press."
+WARMUP = 10
+WORKFLOW = """
+name: serve-bench
+models:
+  thinker: {model: think-model, reasoning: true}
+  writer: {model: write-model}
+roles: {plan: writer, reason: thinker, generate: writer, synthesize: writer}
+limits: {concurrency: 8}
+"""
+
+
+def fake_server(conn: Connection) -> None:
+    from tests import fakehttp
+    from tests.fakeserver import FakeOpenAI
+
+    fakehttp.Handler.disable_nagle_algorithm = True  # else a reused connection waits ~40 ms
+    with FakeOpenAI() as server:
+        server.configure_model("write-model")
+        server.configure_model("think-model", reasoning=True)
+        conn.send(server.base_url)
+        conn.recv()  # until told to stop
+
+
+async def sdk_side(path: str, n: int) -> dict[str, Any]:
+    from orchestrator import RunFinished, Workflow
+
+    workflow = Workflow.from_yaml(path)
+
+    async def one() -> float:
+        started = time.perf_counter()
+        async for event in workflow.astream(TASK):
+            if isinstance(event, RunFinished):
+                assert event.result.status == "completed", event.result.error
+        return time.perf_counter() - started
+
+    await asyncio.gather(*(one() for _ in range(WARMUP)))
+    started = time.perf_counter()
+    latencies = await asyncio.gather(*(one() for _ in range(n)))
+    return {"latencies": latencies, "wall": time.perf_counter() - started}
+
+
+async def client_side(url: str, n: int) -> dict[str, Any]:
+    import httpx
+
+    body = {"model": "serve-bench", "stream": True, "messages": [{"role": "user", "content": TASK}]}
+    limits = httpx.Limits(max_connections=n + WARMUP, max_keepalive_connections=n + WARMUP)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=300) as client:
+
+        async def one() -> float:
+            started = time.perf_counter()
+            async with client.stream("POST", "/v1/chat/completions", json=body) as r:
+                assert r.status_code == 200, await r.aread()
+                async for line in r.aiter_lines():
+                    if line == "data: [DONE]":
+                        break
+                    if line.startswith("data: "):
+                        json.loads(line[6:])
+                else:
+                    raise AssertionError("the stream ended without [DONE]")
+            return time.perf_counter() - started
+
+        await asyncio.gather(*(one() for _ in range(WARMUP)))
+        started = time.perf_counter()
+        latencies = await asyncio.gather(*(one() for _ in range(n)))
+        return {"latencies": latencies, "wall": time.perf_counter() - started}
+
+
+def worker(args: argparse.Namespace) -> None:
+    side = (
+        sdk_side(args.target, args.n) if args.worker == "sdk" else client_side(args.target, args.n)
+    )
+    print(json.dumps(asyncio.run(side)))
+
+
+def run_worker(kind: str, target: str, n: int, env: dict[str, str]) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, __file__, "--worker", kind, "--target", target, "--n", str(n)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"the {kind} worker failed:\n{done.stderr}")
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def start_serve(path: str, env: dict[str, str], n: int) -> tuple[subprocess.Popen[str], str]:
+    cmd = [sys.executable, "-m", "orchestrator.cli", "serve", path, "--port", "0", "--quiet"]
+    cmd += ["--max-concurrent-runs", str(4 * n)]
+    proc = subprocess.Popen(
+        cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "Uvicorn running on" in line:
+            # Keep reading stderr so the server never blocks on a full pipe.
+            subprocess_drain(proc)
+            return proc, line.split("running on ")[1].split()[0]
+    raise SystemExit("orchestrator serve did not start")
+
+
+def subprocess_drain(proc: subprocess.Popen[str]) -> None:
+    import threading
+
+    assert proc.stderr is not None
+    stream = proc.stderr
+    threading.Thread(target=lambda: [None for _ in stream], daemon=True).start()
+
+
+def one_round(path: str, base_url: str, n: int) -> dict[str, dict[str, Any]]:
+    out = {}
+    for side in ("sdk", "serve"):
+        with tempfile.TemporaryDirectory() as home:
+            env = {
+                **os.environ,
+                "OPENAI_BASE_URL": base_url,
+                "OPENAI_API_KEY": "sk-bench",
+                "ORCHESTRATOR_HOME": home,
+                "PYTHONPATH": str(ROOT),
+            }
+            if side == "sdk":
+                out[side] = run_worker("sdk", path, n, env)
+                continue
+            proc, url = start_serve(path, env, n)
+            try:
+                out[side] = run_worker("client", url, n, env)
+            finally:
+                proc.terminate()
+                proc.wait(timeout=60)
+    return out
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def summarize(rounds: list[dict[str, dict[str, Any]]], n: int) -> dict[str, Any]:
+    figures: dict[str, Any] = {}
+    for side in ("sdk", "serve"):
+        latencies = [x for r in rounds for x in r[side]["latencies"]]
+        figures[side] = {
+            "p50_ms": round(1000 * pct(latencies, 0.5), 1),
+            "p95_ms": round(1000 * pct(latencies, 0.95), 1),
+            "requests_per_s": round(statistics.median(n / r[side]["wall"] for r in rounds), 1),
+        }
+    figures["added"] = {
+        "p50_ms": round(figures["serve"]["p50_ms"] - figures["sdk"]["p50_ms"], 1),
+        "p95_ms": round(figures["serve"]["p95_ms"] - figures["sdk"]["p95_ms"], 1),
+    }
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--n", type=int, default=200)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--worker", choices=["sdk", "client"])
+    parser.add_argument("--target")
+    args = parser.parse_args()
+    if args.worker:
+        worker(args)
+        return
+    ours, theirs = multiprocessing.Pipe()
+    server = multiprocessing.Process(target=fake_server, args=(theirs,), daemon=True)
+    server.start()
+    base_url = ours.recv()
+    with tempfile.TemporaryDirectory() as directory:
+        path = str(Path(directory) / "serve-bench.yaml")
+        Path(path).write_text(WORKFLOW)
+        rounds = [one_round(path, base_url, args.n) for _ in range(args.rounds)]
+    ours.send(None)
+    server.join(10)
+    figures = {"n": args.n, "rounds": args.rounds, **summarize(rounds, args.n)}
+    if args.json:
+        print(json.dumps(figures, indent=2))
+        return
+    for side in ("sdk", "serve"):
+        f = figures[side]
+        rate = f["requests_per_s"]
+        print(f"{side:5}  p50 {f['p50_ms']:8.1f} ms  p95 {f['p95_ms']:8.1f} ms  {rate:7.1f} req/s")
+    added = figures["added"]
+    print(
+        f"added by serve: p50 {added['p50_ms']:+.1f} ms, p95 {added['p95_ms']:+.1f} ms "
+        f"({args.n} concurrent streamed requests, {args.rounds} rounds)"
+    )
+
+
+if __name__ == "__main__":
+    main()
