@@ -32,7 +32,7 @@ from orchestrator import (
     Workflow,
     parse_workflow,
 )
-from orchestrator.models.langchain import LangChainModel, connect_langchain
+from orchestrator.models.langchain import LangChainModel, cache_identity, connect_langchain
 from tests.clirun import run_cli
 
 FAKES = "langchain_core.language_models.fake_chat_models"
@@ -291,3 +291,17 @@ def test_kwargs_the_class_refuses_name_the_profile_and_hide_secrets() -> None:
     message = str(info.value)
     assert message.startswith("profile 'fake' (m): FakeListChatModel refused its kwargs")
     assert secret not in message and "models.fake.kwargs" in message
+
+
+def test_cache_identity_keeps_settings_and_drops_secrets() -> None:
+    profile = ModelProfile.model_validate(
+        {
+            "model": "m",
+            "provider": "langchain",
+            "class": f"{FAKES}:FakeListChatModel",
+            "kwargs": {"api_key": "sk-secret-cache-0001", "max_tokens": 64},
+        }
+    )
+    identity = cache_identity(profile)
+    assert "sk-secret" not in identity and '"max_tokens": 64' in identity
+    assert identity.startswith(f"langchain:{FAKES}:FakeListChatModel:")

@@ -147,3 +147,15 @@ async def test_cut_off_reasoning_is_asked_again_and_both_calls_billed(
     assert [r.body["max_completion_tokens"] for r in think] == [300, 600]
     assert result.usage.by_profile["thinker"].calls == 2
     assert profile_totals(result, "thinker") == billed_by_model(server)["think-model"]
+
+
+async def test_identical_runs_are_answered_from_the_cache(
+    server: FakeOpenAI, tmp_path: Path
+) -> None:
+    text = WORKFLOW % {"url": server.base_url, "retries": 0}
+    first = await Workflow(parse_workflow(text), home=tmp_path, cache=True).arun("same task")
+    sent = len(server.requests)
+    again = await Workflow(parse_workflow(text), home=tmp_path, cache=True).arun("same task")
+    assert first.status == again.status == "completed" and again.output == first.output
+    assert len(server.requests) == sent == 4  # the second run sent nothing
+    assert again.usage.cost_usd == 0 and first.usage.cost_usd > 0

@@ -113,18 +113,21 @@ def connect_langchain(name: str, profile: ModelProfile) -> LangChainModel:
 def cache_identity(profile: ModelProfile) -> str:
     """Where a langchain profile's answers come from, for the response cache's key: the class
     and its settings, secrets left out."""
-    public = {
-        k: v for k, v in profile.kwargs.items() if not any(w in k.lower() for w in _SECRET_WORDS)
-    }
+    public = {k: v for k, v in profile.kwargs.items() if not _is_secret(k, v)}
     return f"langchain:{profile.chat_class}:{json.dumps(public, sort_keys=True, default=str)}"
+
+
+def _is_secret(key: str, value: object) -> bool:
+    """A text under a key named like a secret (`api_key`, `aws_secret_access_key`...)."""
+    return isinstance(value, str) and any(word in key.lower() for word in _SECRET_WORDS)
 
 
 def _register_secrets(value: object, key: str = "") -> None:
     if isinstance(value, Mapping):
         for inner_key, inner in value.items():
             _register_secrets(inner, str(inner_key))
-    elif isinstance(value, str) and any(word in key.lower() for word in _SECRET_WORDS):
-        register_secret(value)
+    elif _is_secret(key, value):
+        register_secret(str(value))
 
 
 def to_langchain(messages: list[Message]) -> list[BaseMessage]:
