@@ -200,3 +200,29 @@ async def test_the_langgraph_api_server_runs_a_workflow(
     )
     assert isinstance(final, dict) and final["status"] == "completed"
     assert not [line for line in log if "Traceback" in line], "".join(log[-40:])
+
+
+async def test_a_human_node_asks_through_an_interrupt(tmp_path: Path) -> None:
+    spec = parse_workflow(
+        textwrap.dedent(
+            """\
+            name: ask
+            models: {w: {model: w}}
+            graph:
+              nodes:
+                ask: {type: human, message: "Which colour?"}
+                write: {type: python, function: echo}
+              edges: [{from: ask, to: write}]
+            """
+        )
+    )
+    echo = {"echo": lambda state: f"chose {state['ask']}"}
+    graph = studio.workflow_graph(Workflow(spec, functions=echo, home=tmp_path))
+    graph = graph.copy(update={"checkpointer": InMemorySaver()})
+    config: Any = {"configurable": {"thread_id": "h"}}
+    await graph.ainvoke({"task": "paint the fence"}, config)
+    paused = await graph.aget_state(config)
+    assert paused.values["status"] == "awaiting_input"
+    assert paused.interrupts[0].value["question"] == "Which colour?"
+    final = await graph.ainvoke(Command(resume="green"), config)
+    assert final["status"] == "completed" and final["output"] == "chose green"
