@@ -13,6 +13,7 @@ NullHandler): a debug line per call, a warning per retried attempt, run start an
 
 import logging
 
+from .batch import BatchTask, TaskResult
 from .builder import WorkflowBuilder
 from .errors import (
     BudgetExceededError,
@@ -88,6 +89,7 @@ __all__ = [
     "AnswerRestarted",
     "AnswerToken",
     "Approve",
+    "BatchTask",
     "BudgetExceededError",
     "CallFinished",
     "CallPurpose",
@@ -149,6 +151,7 @@ __all__ = [
     "SubproblemFinished",
     "SubproblemResult",
     "SubproblemStarted",
+    "TaskResult",
     "TokenUsage",
     "TracerProviderLike",
     "TracingOption",

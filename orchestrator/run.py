@@ -108,6 +108,8 @@ class RunSetup:
     """Keeps this workflow's cached answers apart from identical requests' (a repeat's)."""
     tracing: TracingOption = None
     """Where OpenTelemetry spans go (see `orchestrator.tracing`); None: as the environment says."""
+    batch_budget: Budget | None = None
+    """The budget of the batch this run is part of: each call must fit it as well."""
 
     def bound_graph(self, storage: Storage) -> CompiledStateGraph[Any, RunContext, Any, Any]:
         return self.graph.copy(update={"checkpointer": storage.checkpointer})
@@ -213,7 +215,7 @@ class _Session:
     ) -> AsyncGenerator[Event, None]:
         spec, runs = self.setup.spec, self.storage.runs
         spent = sum(call.cost_usd for call in await runs.calls(self.run_id))
-        budget = Budget(spec.limits.budget_usd, spent_usd=spent)
+        budget = Budget(spec.limits.budget_usd, spent_usd=spent, parent=self.setup.batch_budget)
         models = await connect(
             spec,
             self.setup.models,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from langgraph.graph.state import CompiledStateGraph
 
+from .batch import Batch, BatchTask, TaskResult, as_tasks
 from .diagram import mermaid
 from .errors import UsageError
 from .events import Event, RunFinished
@@ -127,19 +128,67 @@ class Workflow:
         With `approve_plan`, the run stops after planning with status `awaiting_approval`;
         continue it with `aresume(run_id, Approve())` (or `Edit(plan)`, `Abort()`).
         """
-        if not task or not task.strip():
-            raise UsageError("the task is empty: give some input text")
-        start: dict[str, Any] = {"task": task, "approve_plan": approve_plan}
-        if self.spec.graph is not None:
-            if approve_plan:
-                raise UsageError(
-                    "approve_plan applies to the default pipeline; a custom graph asks people "
-                    "with a human node"
-                )
-            start = {**self.spec.graph.state, "task": task}
+        start = self.start_state(task, approve_plan=approve_plan)
         run_id = check_run_id(run_id) if run_id is not None else new_run_id()
         async for event in stream_run(self._setup(), run_id, start=start):
             yield event
+
+    def start_state(self, task: str, *, approve_plan: bool = False) -> dict[str, Any]:
+        """The graph's input for a new run of `task` (checked: not empty)."""
+        if not task or not task.strip():
+            raise UsageError("the task is empty: give some input text")
+        if self.spec.graph is None:
+            return {"task": task, "approve_plan": approve_plan}
+        if approve_plan:
+            raise UsageError(
+                "approve_plan applies to the default pipeline; a custom graph asks people "
+                "with a human node"
+            )
+        return {**self.spec.graph.state, "task": task}
+
+    def batch(
+        self,
+        tasks: Iterable[str | BatchTask | Mapping[str, Any]],
+        *,
+        concurrency: int = 4,
+        budget_usd: float | None = None,
+        out: str | os.PathLike[str] | None = None,
+    ) -> list[TaskResult]:
+        """Run many tasks (blocking); see `abatch`."""
+        coro = self.abatch(tasks, concurrency=concurrency, budget_usd=budget_usd, out=out)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(coro)
+        coro.close()
+        raise UsageError("Workflow.batch() was called inside a running event loop; use abatch()")
+
+    async def abatch(
+        self,
+        tasks: Iterable[str | BatchTask | Mapping[str, Any]],
+        *,
+        concurrency: int = 4,
+        budget_usd: float | None = None,
+        out: str | os.PathLike[str] | None = None,
+    ) -> list[TaskResult]:
+        """Run tasks (texts, `BatchTask`s or {"id", "input"}), `concurrency` at a time, each a
+        run of its own; results in the order of `tasks`. One task failing never stops the rest.
+
+        `budget_usd` bounds the whole batch (each call's worst case must fit it). With `out`, a
+        JSONL results file is appended as tasks finish, and calling again with the same file
+        skips settled tasks and resumes unfinished ones from their checkpoints. Tasks left
+        unstarted because the batch budget ran out are missing from the list.
+        """
+        batch = Batch(
+            self,
+            as_tasks(tasks),
+            concurrency=concurrency,
+            budget_usd=budget_usd,
+            out=None if out is None else Path(out),
+        )
+        report = await batch.run()
+        order = {t.id: i for i, t in enumerate(batch.tasks)}
+        return sorted(report.results, key=lambda r: order[r.task.id])
 
     def resume(self, run_id: str, decision: Decision | None = None) -> RunResult:
         """Continue a run that failed, was stopped, or is paused (blocking)."""

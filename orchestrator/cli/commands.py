@@ -26,8 +26,13 @@ from .view import runs_table, wide_console
 _current_run: list[str] = []  # the run this process is running, for the interrupt message
 
 
+_rerun_hint: list[str] = []  # how to continue what this process runs, if not one run
+
+
 def resumable_hint() -> str:
     """What to tell someone who stopped a run: how to continue it."""
+    if _rerun_hint:
+        return _rerun_hint[-1]
     if not _current_run:
         return ""
     run_id = _current_run[-1]

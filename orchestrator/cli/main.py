@@ -10,7 +10,7 @@ from typing import Any
 from ..errors import OrchestratorError
 from ..observe.logs import verbose
 from ..tracing import flush_traces
-from . import commands, evaluate, serve, show
+from . import batch, commands, evaluate, serve, show
 from .render import Stopped, quiet_stdout
 
 CACHE_HELP = (
@@ -40,6 +40,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "eval": evaluate.evaluate,
     "show": show.show,
     "serve": serve.serve,
+    "batch": batch.batch,
 }
 
 VERBOSE_HELP = "log what orchestrator does on stderr: -v info, -vv debug (every call)"
@@ -89,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     stats.add_argument("--json", action="store_true", help="print the figures as JSON")
     actions.add_parser("clear", help="remove every cached answer")
     evaluate.add_parser(sub)
+    batch.add_parser(sub, CACHE_HELP)
     serve.add_parser(sub)
     show.add_parser(sub)
     for command in sub.choices.values():

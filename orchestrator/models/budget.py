@@ -22,32 +22,44 @@ class Budget:
 
     One event loop, and no await between check and update: no lock is needed. `degraded` is set
     once reasoning no longer fits, so later subproblems go straight to the generative role.
+    A run in a batch has the batch's budget as `parent`: every reservation must fit both.
     """
 
     limit_usd: float | None
     spent_usd: float = 0.0
     reserved_usd: float = 0.0
     degraded: bool = False
+    parent: Budget | None = None
+    scope: str = "limits.budget_usd"
+    """What to raise when the budget is too small (named in the error)."""
+    refused: bool = False
+    """A reservation did not fit (a batch starts no more tasks then)."""
 
     @property
     def limited(self) -> bool:
-        return self.limit_usd is not None
+        return self.limit_usd is not None or (self.parent is not None and self.parent.limited)
 
     def reserve(self, worst_usd: float, what: str) -> None:
-        if self.limit_usd is None:
-            return
-        if self.spent_usd + self.reserved_usd + worst_usd > self.limit_usd:
+        if self.limit_usd is not None and (
+            self.spent_usd + self.reserved_usd + worst_usd > self.limit_usd
+        ):
+            self.refused = True
             raise BudgetExceededError(
                 f"{what} could cost up to ${worst_usd:.4f}, and ${self.spent_usd:.4f} is spent "
                 f"(${self.reserved_usd:.4f} more in flight) of the ${self.limit_usd:.4f} budget: "
-                f"raise limits.budget_usd or lower max_output_tokens"
+                f"raise {self.scope} or lower max_output_tokens"
             )
-        self.reserved_usd += worst_usd
+        if self.parent is not None:
+            self.parent.reserve(worst_usd, what)  # raises before anything is held here
+        if self.limit_usd is not None:
+            self.reserved_usd += worst_usd
 
     def settle(self, worst_usd: float, actual_usd: float) -> None:
         if self.limit_usd is not None:
             self.reserved_usd -= worst_usd
         self.spent_usd += actual_usd
+        if self.parent is not None:
+            self.parent.settle(worst_usd, actual_usd)
 
 
 class BudgetModel(WrapperModel):
