@@ -289,7 +289,9 @@ def test_kwargs_the_class_refuses_name_the_profile_and_hide_secrets() -> None:
     with pytest.raises(EndpointError) as info:
         connect_langchain("fake", profile)
     message = str(info.value)
-    assert message.startswith("profile 'fake' (m): FakeListChatModel refused its kwargs")
+    assert message.startswith(
+        "profile 'fake' (m): FakeListChatModel refused its kwargs: responses: Input should be"
+    )
     assert secret not in message and "models.fake.kwargs" in message
 
 

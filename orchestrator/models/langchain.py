@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 import httpx2
 import openai
+import pydantic
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
@@ -100,7 +101,7 @@ def connect_langchain(name: str, profile: ModelProfile) -> LangChainModel:
     try:
         chat = cls(**kwargs)
     except Exception as exc:  # whatever the class raises: a bad kwarg, a missing key
-        detail = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc))
+        detail = redact(_first_line(exc))
         raise EndpointError(
             f"{where}: {cls.__name__} refused its kwargs: {detail[:_DETAIL_LIMIT]}; check "
             f"models.{name}.kwargs",
@@ -115,6 +116,16 @@ def cache_identity(profile: ModelProfile) -> str:
     and its settings, secrets left out."""
     public = {k: v for k, v in profile.kwargs.items() if not _is_secret(k, v)}
     return f"langchain:{profile.chat_class}:{json.dumps(public, sort_keys=True, default=str)}"
+
+
+def _first_line(exc: Exception) -> str:
+    """What went wrong, in one line: pydantic's errors by field, else the message's first line."""
+    if isinstance(exc, pydantic.ValidationError):
+        return "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'kwargs'}: {e['msg']}" for e in exc.errors()[:3]
+        )
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _is_secret(key: str, value: object) -> bool:
