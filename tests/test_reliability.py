@@ -80,7 +80,9 @@ def run_cli(
 def one_line_error(proc: subprocess.CompletedProcess[str], code: int) -> str:
     assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
     assert "Traceback" not in proc.stderr + proc.stdout
+    # A piped run's "retry ..." lines tell how it got there; the error itself is one line.
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith("retry ")]
     assert len(lines) == 1, f"expected a one-line error, got {proc.stderr!r}"
     return lines[0]
 
