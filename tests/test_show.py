@@ -207,3 +207,17 @@ def test_an_empty_run_still_draws() -> None:
     timeline = build_timeline(run, [], [], [])
     assert timeline.bars == () and timeline.critical_path == () and timeline.wall_s == 0
     ET.fromstring(timeline_svg(timeline))
+
+
+def test_a_run_logged_before_steps_and_attempts_were_recorded_still_shows(tmp_path: Path) -> None:
+    from tests.test_storage import make_old_runlog
+
+    home = tmp_path / "home"
+    home.mkdir()
+    make_old_runlog(home / "runs.sqlite")  # upgraded when opened: no step or attempt rows
+    out = run_cli("show", "old", "--json", ORCHESTRATOR_HOME=str(home))
+    assert out.returncode == 0, out.stderr
+    document = json.loads(out.stdout)
+    assert [b["type"] for b in document["bars"]] == ["call"] * 4
+    assert document["cost_usd"] == pytest.approx(1.0)
+    assert [document["bars"][i]["label"] for i in (0, -1)] == ["plan", "synthesize"]
