@@ -25,11 +25,12 @@ from .errors import OrchestratorError, UsageError
 from .models.budget import Budget
 from .result import ErrorInfo, RunResult
 from .run import stream_run
-from .storage import Storage, open_storage
+from .storage import RunRow, Storage, open_storage
 
 if TYPE_CHECKING:
     from .runtime import Workflow
 
+BATCH_SCOPE = "the batch budget (--budget-usd)"
 SETTLED = ("completed", "awaiting_approval", "awaiting_input")
 """A task whose last result has one of these is not run again (a paused one waits for a person)."""
 _PLAIN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -57,6 +58,8 @@ class TaskResult:
     run_id: str
     result: RunResult | None
     error: ErrorInfo | None = None
+    paid_before: float = 0.0
+    """What the run's earlier attempts (an earlier batch's) had cost: not spent this time."""
 
     @property
     def status(self) -> str:
@@ -173,10 +176,15 @@ def run_id_for(out: Path | None, task: BatchTask, salt: str) -> str:
 
 
 Listener = Callable[[TaskResult], Awaitable[None] | None]
+TaskRunner = Callable[[BatchTask, str], Awaitable[TaskResult]]
+"""Runs one task under a run id to its result: in this process, or elsewhere (Ray)."""
 
 
 class Batch:
-    """One batch of tasks through `workflow`; `run()` once."""
+    """One batch of tasks through `workflow`; `run()` once.
+
+    With `runner`, tasks run where it sends them (`orchestrator.raybatch`) instead of here.
+    """
 
     def __init__(
         self,
@@ -186,6 +194,7 @@ class Batch:
         concurrency: int = 4,
         budget_usd: float | None = None,
         out: Path | None = None,
+        runner: Callable[[Batch], TaskRunner] | None = None,
     ) -> None:
         if concurrency < 1:
             raise UsageError("concurrency must be at least 1")
@@ -193,11 +202,11 @@ class Batch:
             raise UsageError("the batch budget must be more than $0")
         self.workflow, self.tasks, self.out = workflow, list(tasks), out
         self.concurrency = concurrency
-        self.budget = Budget(budget_usd, scope="the batch budget (--budget-usd)")
+        self.budget = Budget(budget_usd, scope=BATCH_SCOPE)
         # A fresh batch without a results file gets run ids of its own.
         self.salt = "" if out is not None else hashlib.sha256(str(id(self)).encode()).hexdigest()
         self.previous = read_results(out) if out is not None else {}
-        self._paid_before: dict[str, float] = {}  # run id -> what its earlier attempts cost
+        self._runner = runner
 
     def pending(self) -> list[BatchTask]:
         return [t for t in self.tasks if self.previous.get(t.id, {}).get("status") not in SETTLED]
@@ -210,11 +219,11 @@ class Batch:
         queue: asyncio.Queue[BatchTask] = asyncio.Queue()
         for task in self.pending():
             queue.put_nowait(task)
-        home = self.workflow.home
         with _appender(self.out) as sink:
-            async with open_storage(home) as storage:
+            async with open_storage(self.workflow.home) as storage:
+                runner = self._runner(self) if self._runner else self._local(storage)
                 workers = [
-                    asyncio.create_task(self._worker(queue, report, sink, storage, on_result))
+                    asyncio.create_task(self._worker(queue, report, sink, runner, on_result))
                     for _ in range(min(self.concurrency, queue.qsize()))
                 ]
                 try:
@@ -230,15 +239,15 @@ class Batch:
         queue: asyncio.Queue[BatchTask],
         report: BatchReport,
         sink: TextIO | None,
-        storage: Storage,
+        runner: TaskRunner,
         on_result: Listener | None,
     ) -> None:
         # Once the batch budget has refused a call, no new task starts: rerun with more.
         while not queue.empty() and not self.budget.refused:
             task = queue.get_nowait()
-            done = await self._one(task, storage)
+            done = await runner(task, run_id_for(self.out, task, self.salt))
             report.results.append(done)
-            report.cost_usd += done.cost_usd - self._paid_before.get(done.run_id, 0.0)
+            report.cost_usd += done.cost_usd - done.paid_before
             if sink is not None:
                 sink.write(json.dumps(done.to_dict(), ensure_ascii=False) + "\n")
                 sink.flush()
@@ -247,31 +256,45 @@ class Batch:
                 if maybe is not None:
                     await maybe
 
-    async def _one(self, task: BatchTask, storage: Storage) -> TaskResult:
-        run_id = run_id_for(self.out, task, self.salt)
-        try:
-            return TaskResult(task, run_id, await self._drive(task, run_id, storage))
-        except OrchestratorError as exc:
-            return TaskResult(task, run_id, None, ErrorInfo(type(exc).__name__, exc.message))
+    def _local(self, storage: Storage) -> TaskRunner:
+        """Tasks as runs in this process, each with the batch budget as its parent."""
 
-    async def _drive(self, task: BatchTask, run_id: str, storage: Storage) -> RunResult:
-        """Start the task's run, or resume it from its checkpoint if an earlier batch began it."""
-        row = None if self.out is None else await storage.runs.get_run(run_id)
-        if row is not None and row.status in SETTLED:
-            return await self.workflow.ainspect(run_id)  # settled, but its line was lost
-        if row is not None:
-            spent = sum(c.cost_usd for c in await storage.runs.calls(run_id))
-            self._paid_before[run_id] = spent
-            self.budget.spent_usd += spent
-        # The run's own budget has the batch's as its parent (see `Budget.parent`).
-        setup = replace(self.workflow._setup(), batch_budget=self.budget)
-        start = None if row is not None else self.workflow.start_state(task.input)
-        result = None
-        async for event in stream_run(setup, run_id, start=start):
-            result = getattr(event, "result", result)
-        if result is None:  # pragma: no cover - stream_run always ends with RunFinished
-            raise UsageError(f"run {run_id} ended without a result")
-        return result
+        async def run_here(task: BatchTask, run_id: str) -> TaskResult:
+            try:
+                # Without a results file, no earlier batch can have started this run id.
+                row, paid = await prior(storage, run_id) if self.out is not None else (None, 0.0)
+                self.budget.spent_usd += paid
+                result = await drive(self.workflow, task.input, run_id, row, self.budget)
+            except OrchestratorError as exc:
+                return TaskResult(task, run_id, None, ErrorInfo(type(exc).__name__, exc.message))
+            return TaskResult(task, run_id, result, paid_before=paid)
+
+        return run_here
+
+
+async def prior(storage: Storage, run_id: str) -> tuple[RunRow | None, float]:
+    """An earlier attempt at `run_id` (its run-log row), and what it cost."""
+    row = await storage.runs.get_run(run_id)
+    if row is None:
+        return None, 0.0
+    return row, sum(c.cost_usd for c in await storage.runs.calls(run_id))
+
+
+async def drive(
+    workflow: Workflow, task: str, run_id: str, row: RunRow | None, parent: Budget | None
+) -> RunResult:
+    """Start the task's run, or resume it from its checkpoint if an earlier attempt began it
+    (`row`); `parent` is the budget every call must also fit (the batch's)."""
+    if row is not None and row.status in SETTLED:
+        return await workflow.ainspect(run_id)  # settled, but its result line was lost
+    setup = replace(workflow._setup(), batch_budget=parent)
+    start = None if row is not None else workflow.start_state(task)
+    result = None
+    async for event in stream_run(setup, run_id, start=start):
+        result = getattr(event, "result", result)
+    if result is None:  # pragma: no cover - stream_run always ends with RunFinished
+        raise UsageError(f"run {run_id} ended without a result")
+    return result
 
 
 @contextlib.contextmanager

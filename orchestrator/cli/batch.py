@@ -35,18 +35,28 @@ def add_parser(sub: Any, cache_help: str) -> None:
     b.add_argument("--budget-usd", type=float, help="bound the whole batch's spending")
     b.add_argument("--strict", action="store_true", help="a bad input line exits 2 (else skipped)")
     b.add_argument("--cache", action="store_true", help=cache_help)
+    b.add_argument(
+        "--ray", nargs="?", const="", metavar="ADDRESS",
+        help="run the tasks as Ray tasks: on the cluster at ADDRESS, or a local Ray instance",
+    )  # fmt: skip
 
 
 def batch(args: argparse.Namespace) -> int:
     tasks, bad = _read(args.input, strict=args.strict)
     commands._rerun_hint.append(f": rerun the same command to resume the batch ({args.out})")
     workflow = Workflow(load_workflow(args.workflow), cache=args.cache)
+    runner = None
+    if args.ray is not None:
+        from ..raybatch import ray_runner  # Ray takes a second to import: only when asked
+
+        runner = ray_runner(args.ray or None)
     job = Batch(
         workflow,
         tasks,
         concurrency=args.concurrency,
         budget_usd=args.budget_usd,
         out=Path(args.out),
+        runner=runner,
     )
     report = drive(_with_progress(job))
     _summarise(report, len(tasks), args.out)

@@ -1,0 +1,99 @@
+"""`orchestrator batch --ray` on a local Ray instance: the same results and cost as a batch in
+one process, and a worker killed mid-task whose task another worker finishes with nothing
+that had finished paid for again."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.clirun import run_cli
+from tests.fakeserver import FakeOpenAI, Reply
+from tests.test_batch_cli import env, fake, lines, task_of  # noqa: F401 - `fake` is a fixture
+from tests.test_cli import script, write_workflow
+
+pytestmark = pytest.mark.slow
+TASKS = [f"Plan offsite number {n}." for n in range(1, 5)]
+RAY = {"RAY_DISABLE_USAGE_STATS": "1"}
+
+
+def batch(fake: FakeOpenAI, tmp: Path, name: str, *extra: str) -> tuple[Any, Path]:
+    tasks = tmp / "tasks.txt"
+    tasks.write_text("\n".join(TASKS) + "\n")
+    out = tmp / f"{name}.jsonl"
+    done = run_cli(
+        "batch", str(write_workflow(tmp)), "--input", str(tasks), "--out", str(out), *extra,
+        timeout=280, **env(fake, tmp / f"home-{name}"), **RAY,
+    )  # fmt: skip
+    return done, out
+
+
+def ray_task_pids() -> list[int]:
+    """Ray workers running `run_task` (Ray retitles a worker `ray::run_task` while it does)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:  # not a process, or it ended
+            continue
+        if entry.name.isdigit() and cmdline.startswith(b"ray::run_task"):
+            pids.append(int(entry.name))
+    return pids
+
+
+def comparable(path: Path) -> dict[str, tuple[str, str, float]]:
+    return {
+        r["id"]: (r["status"], r["output"], round(r["usage"]["cost_usd"], 10))
+        for r in lines(path)
+    }
+
+
+def test_a_ray_batch_matches_the_same_batch_in_one_process(
+    fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    here, here_out = batch(fake, tmp_path, "local", "--concurrency", "2")
+    assert here.returncode == 0, here.stderr
+    billed = len(fake.requests)
+    there, there_out = batch(fake, tmp_path, "ray", "--concurrency", "2", "--ray")
+    assert there.returncode == 0, there.stderr
+    assert "Traceback" not in there.stderr
+    assert comparable(there_out) == comparable(here_out)
+    assert {s for s, _, _ in comparable(there_out).values()} == {"completed"}
+    assert len(fake.requests) == 2 * billed  # the same calls, no more
+
+
+def test_a_killed_worker_has_its_task_finished_elsewhere_without_paying_twice(
+    fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    victim = TASKS[1]
+    killed: list[int] = []
+
+    def kill_the_worker(body: dict[str, Any]) -> Reply:
+        # The first subproblem request of the victim task: kill the worker that sent it.
+        if not killed and task_of(body) == victim and "response_format" not in body:
+            workers = ray_task_pids()
+            assert len(workers) == 1, workers  # one task at a time: it is the victim's
+            killed.append(workers[0])
+            os.kill(workers[0], signal.SIGKILL)
+        return script(body)
+
+    fake.responder = kill_the_worker
+    done, out = batch(fake, tmp_path, "ray", "--concurrency", "1", "--ray")
+    assert killed, "no worker was killed"
+    assert done.returncode == 0, done.stderr
+    results = {r["id"]: r for r in lines(out)}
+    assert {r["status"] for r in results.values()} == {"completed"} and len(results) == 4
+    per_task = Counter(task_of(r.body) for r in fake.requests)
+    plans = Counter(task_of(r.body) for r in fake.requests if r.is_plan)
+    assert plans == Counter(dict.fromkeys(TASKS, 1))  # resumed: the plan was never paid again
+    # Every other task made its 5 calls; the victim at most one more (the call in flight
+    # when its worker died, which never got an answer).
+    assert all(per_task[t] == 5 for t in TASKS if t != victim)
+    assert 5 <= per_task[victim] <= 6
+    assert json.loads(json.dumps(results))  # the file is whole
