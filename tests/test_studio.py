@@ -40,16 +40,35 @@ PLAN = {
     ]
 }
 # Nothing may leave the machine: no analytics, no version check, no tracing; any other
-# outbound HTTP goes to a proxy that is not there.
+# outbound HTTP goes to a local "proxy" that only counts who knocked.
 OFFLINE = {
     "LANGGRAPH_CLI_NO_ANALYTICS": "1",
     "LANGGRAPH_NO_VERSION_CHECK": "true",
     "LANGSMITH_TRACING": "false",
     "LANGCHAIN_TRACING_V2": "false",
-    "HTTP_PROXY": "http://127.0.0.1:9",
-    "HTTPS_PROXY": "http://127.0.0.1:9",
     "NO_PROXY": "127.0.0.1,localhost",
 }
+
+
+class Proxy:
+    """A listening socket that never answers: connections wait in its backlog to be counted."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+
+    def knocked(self) -> int:
+        self.sock.setblocking(False)
+        count = 0
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except BlockingIOError:
+                return count
+            conn.close()
+            count += 1
 
 
 def test_langgraph_json_serves_every_shipped_workflow() -> None:
@@ -105,8 +124,11 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def api_server(fake_env: FakeOpenAI, tmp_path: Path) -> Iterator[tuple[str, Path, list[str]]]:
+def api_server(
+    fake_env: FakeOpenAI, tmp_path: Path
+) -> Iterator[tuple[str, Path, list[str], Proxy]]:
     """`langgraph dev` on 127.0.0.1, serving a workflow whose models are the scripted server."""
+    proxy = Proxy()
     (tmp_path / "wf.yaml").write_text(WORKFLOW)
     (tmp_path / "studio_graph.py").write_text(
         textwrap.dedent(
@@ -129,7 +151,7 @@ def api_server(fake_env: FakeOpenAI, tmp_path: Path) -> Iterator[tuple[str, Path
     server = subprocess.Popen(
         args,
         cwd=tmp_path,
-        env={**os.environ, **OFFLINE},
+        env={**os.environ, **OFFLINE, "HTTP_PROXY": proxy.url, "HTTPS_PROXY": proxy.url},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -149,7 +171,7 @@ def api_server(fake_env: FakeOpenAI, tmp_path: Path) -> Iterator[tuple[str, Path
     try:
         ready.wait(timeout=120)  # a guard against a hang on a loaded machine, not a speed test
         assert server.poll() is None and ready.is_set(), "".join(lines[-40:])
-        yield f"http://127.0.0.1:{port}", tmp_path / "home", lines
+        yield f"http://127.0.0.1:{port}", tmp_path / "home", lines, proxy
     finally:
         server.terminate()
         try:
@@ -157,12 +179,13 @@ def api_server(fake_env: FakeOpenAI, tmp_path: Path) -> Iterator[tuple[str, Path
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait(timeout=30)
+        proxy.sock.close()
 
 
 async def test_the_langgraph_api_server_runs_a_workflow(
-    api_server: tuple[str, Path, list[str]], fake_env: FakeOpenAI
+    api_server: tuple[str, Path, list[str], Proxy], fake_env: FakeOpenAI
 ) -> None:
-    url, home, log = api_server
+    url, home, log, proxy = api_server
     client = get_client(url=url)
     assistants = await client.assistants.search(graph_id="studio-test")
     assert len(assistants) == 1
@@ -200,6 +223,7 @@ async def test_the_langgraph_api_server_runs_a_workflow(
     )
     assert isinstance(final, dict) and final["status"] == "completed"
     assert not [line for line in log if "Traceback" in line], "".join(log[-40:])
+    assert proxy.knocked() == 0  # nothing tried to leave the machine
 
 
 async def test_a_human_node_asks_through_an_interrupt(tmp_path: Path) -> None:
