@@ -49,6 +49,7 @@ from .models.connect import connect
 from .models.embeddings import Embedder, embedder_for
 from .models.ledger import Ledger
 from .models.openai import ClientPool
+from .models.pool import shared_pool
 from .models.retry import FailedAttempt
 from .result import ErrorInfo, RunResult, Status, Usage
 from .resume import (
@@ -70,6 +71,19 @@ from .tracker import RunTracker
 log = logging.getLogger(__name__)
 
 LEASE_TTL_S = 30.0  # a lease not renewed for this long (its process hung or died) can be taken
+
+
+def lease_ttl_s() -> float:
+    """$ORCHESTRATOR_LEASE_TTL_S, else LEASE_TTL_S: how soon another host may take over a run
+    whose process vanished (on the same host a dead pid frees the lease at once)."""
+    raw = os.environ.get("ORCHESTRATOR_LEASE_TTL_S", "").strip()
+    try:
+        ttl = float(raw) if raw else LEASE_TTL_S
+    except ValueError:
+        ttl = -1.0
+    if not 0 < ttl < float("inf"):
+        raise UsageError(f"ORCHESTRATOR_LEASE_TTL_S={raw!r} is not a positive number of seconds")
+    return ttl
 
 
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -126,7 +140,8 @@ def paused_status(pause: Pause) -> tuple[Status, str | None]:
 async def leased(storage: Storage, run_id: str) -> AsyncIterator[None]:
     """Hold the run's lease for the duration, renewing it; refuse if another process has it."""
     owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-    holder = await storage.runs.acquire_lease(run_id, owner, LEASE_TTL_S)
+    ttl = lease_ttl_s()
+    holder = await storage.runs.acquire_lease(run_id, owner, ttl)
     if holder is not None:
         raise RunBusyError(
             f"run {run_id} is being run by process {holder.pid} on {holder.host}: wait for it "
@@ -135,9 +150,9 @@ async def leased(storage: Storage, run_id: str) -> AsyncIterator[None]:
 
     async def renew() -> None:
         while True:
-            await asyncio.sleep(LEASE_TTL_S / 3)
+            await asyncio.sleep(ttl / 3)
             try:
-                await storage.runs.renew_lease(run_id, owner, LEASE_TTL_S)
+                await storage.runs.renew_lease(run_id, owner, ttl)
             except StorageError:
                 return  # the run's own writes fail the same way, and end it with that message
 
@@ -159,8 +174,12 @@ async def stream_run(
     decision: Decision | None = None,
 ) -> AsyncIterator[Event]:
     """Start (`start` is the graph input), resume (neither), or continue with a `decision`."""
-    async with open_storage(setup.home) as storage, leased(storage, run_id):
-        session = _Session(setup, storage, run_id)
+    async with (
+        open_storage(setup.home) as storage,
+        leased(storage, run_id),
+        shared_pool() as pool,
+    ):
+        session = _Session(setup, storage, run_id, pool)
         graph_input = await session.prepare(start, decision)
         session.tracer.start(resumed=start is None)
         try:
@@ -170,20 +189,19 @@ async def stream_run(
                     yield event
         finally:
             session.tracer.close()
-            await session.pool.aclose()
 
 
 class _Session:
     """One attempt at one run, between taking its lease and giving it back."""
 
-    def __init__(self, setup: RunSetup, storage: Storage, run_id: str) -> None:
+    def __init__(self, setup: RunSetup, storage: Storage, run_id: str, pool: ClientPool) -> None:
         self.setup, self.storage, self.run_id = setup, storage, run_id
         self.graph = setup.bound_graph(storage)
         self.tracer = RunTracer(setup.spec, run_id, setup.tracing)
         self.config: Any = {"configurable": {"thread_id": run_id}, **self.tracer.config()}
         self.tracker = RunTracker(setup.spec)
         self.ledger = Ledger(self._record, on_attempt=self._attempt_failed)
-        self.pool = ClientPool()
+        self.pool = pool  # shared with the runs in flight beside it: warm connections
 
     async def _record(self, call: CallRecord) -> None:
         await self.storage.runs.add_call(self.run_id, call)

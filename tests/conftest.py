@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakeserver import FakeOpenAI
+from tests.pg import PgServer, PostgresUnavailable, postgres_server
 
 
 @pytest.fixture
@@ -29,3 +30,21 @@ def openai_env(
     monkeypatch.setenv("OPENAI_API_KEY", TEST_KEY)
     monkeypatch.setenv("ORCHESTRATOR_HOME", str(tmp_path / "home"))
     return fake_openai
+
+
+# --- PostgreSQL: one throwaway server per session, a fresh database per test (tests/pg.py) ---
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    try:
+        with postgres_server() as server:
+            yield server
+    except PostgresUnavailable as exc:
+        pytest.fail(f"PostgreSQL tests need a server and none could be started: {exc}")
+
+
+@pytest.fixture
+def pg_url(pg_server: PgServer) -> str:
+    """The URL of a new, empty database on the session's server."""
+    return pg_server.url(pg_server.create_database())

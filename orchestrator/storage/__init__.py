@@ -5,6 +5,10 @@ together.
         await storage.runs.start_run(run_id, ...)
         graph = builder.compile(checkpointer=storage.checkpointer)
 
+With ORCHESTRATOR_DATABASE_URL=postgresql://... set, everything lives in that PostgreSQL database
+instead (postgres.py; the `postgres` extra), whatever directory is passed: the variable is the
+deployment's choice, and ORCHESTRATOR_HOME then only holds files that are not storage.
+
 Every `open_storage` of one location on one event loop shares one opened `Storage`, closed when
 its last user leaves: 300 concurrent runs in a process use one connection per database file,
 since a connection each would make them fight over SQLite's write lock ("database is locked").
@@ -42,6 +46,7 @@ __all__ = [
     "RunRow",
     "StepSpan",
     "Storage",
+    "database_url",
     "open_storage",
     "orchestrator_home",
 ]
@@ -52,23 +57,43 @@ def orchestrator_home() -> Path:
     return Path(os.environ.get("ORCHESTRATOR_HOME") or Path.home() / ".orchestrator").expanduser()
 
 
+def database_url() -> str | None:
+    """$ORCHESTRATOR_DATABASE_URL (a PostgreSQL URL, with its password), else None."""
+    return os.environ.get("ORCHESTRATOR_DATABASE_URL", "").strip() or None
+
+
 class _OpenStorage(Storage, Protocol):
     """What an implementation gives `open_storage`: a Storage it can close."""
 
     async def close(self) -> None: ...
 
 
-async def _connect(location: Path) -> _OpenStorage:
-    """Open the implementation for `location`.
-
-    The seam for other backends: when `location` may be a URL (postgresql://...), this is where
-    it is told apart from a directory and handed to that implementation's `open`.
-    """
+async def _connect(location: Path | str) -> _OpenStorage:
+    """Open the implementation for `location`: a database URL, else a state directory."""
+    if isinstance(location, str):
+        return await _connect_url(location)
     # Imported here: a deployment on another backend need not have aiosqlite or LangGraph's
     # SQLite saver installed.
     from .sqlite import SqliteStorage
 
     return await SqliteStorage.open(location)
+
+
+async def _connect_url(url: str) -> _OpenStorage:
+    from ..errors import StorageError
+
+    try:
+        from .postgres_errors import Redactor, is_database_url
+    except ImportError:  # psycopg missing: the extra is not installed
+        raise StorageError(
+            "ORCHESTRATOR_DATABASE_URL is set but PostgreSQL support is not installed: "
+            "pip install 'orchestrator[postgres]' (or unset it to use SQLite)"
+        ) from None
+    if not is_database_url(url):
+        raise Redactor(url).bad_url(ValueError("it must start with postgresql://"))
+    from .postgres import PostgresStorage
+
+    return await PostgresStorage.open(url)
 
 
 @dataclass
@@ -82,13 +107,20 @@ _shared: dict[tuple[asyncio.AbstractEventLoop, str], _Shared] = {}
 
 @asynccontextmanager
 async def open_storage(home: Path | None = None) -> AsyncIterator[Storage]:
-    """The storage at `home` (default `orchestrator_home()`), shared on this event loop.
+    """The storage at `home` (default `orchestrator_home()`), shared on this event loop; the
+    database at ORCHESTRATOR_DATABASE_URL instead whenever that is set.
 
-    Raises StorageError, naming the file and what to do, if the directory or a database in it
+    Raises StorageError, naming the file or URL (without its password) and what to do, if it
     cannot be used. Do not close what it yields: the last user to leave closes it.
     """
-    location = (home if home is not None else orchestrator_home()).expanduser()
-    key = (asyncio.get_running_loop(), str(location.resolve()))
+    url = database_url()
+    location: Path | str
+    if url is not None:
+        location = key_location = url
+    else:
+        location = (home if home is not None else orchestrator_home()).expanduser()
+        key_location = str(location.resolve())
+    key = (asyncio.get_running_loop(), key_location)
     shared = _shared.get(key)
     if shared is None:
         # A task, not the first caller's coroutine: callers arriving while it opens wait for

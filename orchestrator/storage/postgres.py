@@ -1,0 +1,165 @@
+"""`PostgresStorage`: checkpoints, the run log and the response cache in one PostgreSQL database.
+
+    checkpoint*          LangGraph's AsyncPostgresSaver (langgraph-checkpoint-postgres)
+    runs, calls, ...     the run log (postgres_runlog.py), the same rows as runs.sqlite
+    responses            the response cache (postgres_cache.py)
+    _migrations          which of the run log's and cache's migrations the database has
+
+Chosen with `ORCHESTRATOR_DATABASE_URL=postgresql://...`. Every statement runs on psycopg's
+async driver over one `AsyncConnectionPool` per opened storage, so the event loop never waits
+on the server and several processes (or machines) can share one database: a run started by one
+can be resumed by another, and the run log's leases keep a run id to one process at a time.
+
+Opening connects once first, on its own, so that a bad URL, an unreachable server, a refused
+login or missing privileges is reported as one StorageError (naming the URL without its
+password) before any model is called; that connection then applies the migrations and
+LangGraph's `setup()` under an advisory lock, and the pool is opened after.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
+
+import psycopg
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    BaseCheckpointSaver,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+)
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from .base import ResponseCache, RunLog
+from .postgres_cache import PostgresResponseCache
+from .postgres_errors import Redactor
+from .postgres_migrations import migrate, schema_lock
+from .postgres_runlog import PostgresRunLog
+
+CONNECT_TIMEOUT_S = 10
+POOL_MAX_SIZE = 10
+"""Connections one process opens at most; its concurrent runs take turns on them."""
+
+
+class PostgresStorage:
+    """Checkpointer, run log and response cache in one database. Open with `open`."""
+
+    def __init__(
+        self,
+        pool: AsyncConnectionPool[Any],
+        redactor: Redactor,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.location = redactor.location
+        self._pool = pool
+        self._saver = CheckpointSaver(pool, redactor)
+        self._runs = PostgresRunLog(pool, redactor, clock)
+        self._cache = PostgresResponseCache(pool, redactor)
+        self.checkpointer: BaseCheckpointSaver[str] = self._saver
+        self.runs: RunLog = self._runs
+        self.cache: ResponseCache = self._cache
+
+    def __repr__(self) -> str:
+        return f"PostgresStorage({self.location!r})"
+
+    @classmethod
+    async def open(cls, url: str, clock: Callable[[], float] = time.time) -> PostgresStorage:
+        """Connect, create or upgrade the tables, open the pool; StorageError if unusable."""
+        redactor = Redactor(url)
+        kwargs = _connect_kwargs(url, redactor)
+        with redactor.translating():
+            first = await psycopg.AsyncConnection.connect(url, row_factory=dict_row, **kwargs)
+            async with first as conn, schema_lock(conn):
+                await migrate(conn)
+                # LangGraph's saver on this very connection: its setup() makes its tables
+                # under our lock (two at once would both try to create them).
+                await AsyncPostgresSaver(conn).setup()
+            pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+                url,
+                min_size=1,
+                max_size=POOL_MAX_SIZE,
+                # What LangGraph's saver requires of its connections; the run log and cache
+                # ask for tuples per cursor and take their transactions explicitly.
+                kwargs={**kwargs, "prepare_threshold": 0, "row_factory": dict_row},
+                open=False,
+                name="orchestrator",
+            )
+            try:
+                await pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
+            except BaseException:
+                await pool.close()
+                raise
+        return cls(pool, redactor, clock)
+
+    async def close(self) -> None:
+        try:
+            await self._cache.close()
+            await self._runs.close()
+        finally:
+            await self._pool.close()
+
+
+def _connect_kwargs(url: str, redactor: Redactor) -> dict[str, Any]:
+    """Autocommit (transactions are explicit) and a connect timeout unless the URL sets one."""
+    try:
+        params = conninfo_to_dict(url)
+    except psycopg.ProgrammingError as exc:
+        raise redactor.bad_url(exc) from None
+    kwargs: dict[str, Any] = {"autocommit": True}
+    if "connect_timeout" not in params:
+        kwargs["connect_timeout"] = CONNECT_TIMEOUT_S
+    return kwargs
+
+
+class CheckpointSaver(AsyncPostgresSaver):
+    """LangGraph's AsyncPostgresSaver, whose environmental failures raise StorageError."""
+
+    def __init__(self, pool: AsyncConnectionPool[Any], redactor: Redactor) -> None:
+        super().__init__(pool)
+        self.redactor = redactor
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        with self.redactor.translating():
+            return await super().aget_tuple(config)
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        with self.redactor.translating():
+            async for item in super().alist(config, filter=filter, before=before, limit=limit):
+                yield item
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        with self.redactor.translating():
+            return await super().aput(config, checkpoint, metadata, new_versions)
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        with self.redactor.translating():
+            await super().aput_writes(config, writes, task_id, task_path)
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        with self.redactor.translating():
+            await super().adelete_thread(thread_id)
