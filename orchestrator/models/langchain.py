@@ -234,7 +234,9 @@ class LangChainModel(ChatModel):
 
     Plug one in directly with `Workflow(spec, models={"name": LangChainModel(chat)})`, or let
     `provider: langchain` build it from the profile. `spec` gives the timeout, retries and
-    sampling settings (defaults: a generative profile's).
+    sampling settings (defaults: a generative profile's). Build a plugged-in instance with
+    `max_retries=0` (where the class has it) so the profile's retries are the only ones:
+    its SDK client is made when the instance is, so it cannot be turned off afterwards.
     """
 
     def __init__(
