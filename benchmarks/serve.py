@@ -1,11 +1,14 @@
 """What `orchestrator serve` adds over the SDK: 200 concurrent streamed requests.
 
-Against tests/fakeserver.py at zero latency (its own process, Nagle off as real endpoints do),
+Against tests/fakeserver.py at zero latency (its own process, Nagle off as real endpoints do,
+without the tests' schema validation of each request, which would only take CPU from both),
 one workflow (plan, one generated subproblem, a streamed synthesis: 3 calls per run). Each
 round runs both sides, each from a fresh ORCHESTRATOR_HOME and fresh processes:
 
 - SDK: one process runs `Workflow.astream(task)` 200 times at once (asyncio.gather) and reads
-  every event to `RunFinished`; a request's latency is from its start to `RunFinished`.
+  every event to `RunFinished`; a request's latency is from its start to `RunFinished`. It
+  holds the state directory open throughout (`open_storage`), as the server does, and runs on
+  the event loop uvicorn gives the server (uvloop when installed).
 - serve: `orchestrator serve` in one process (the same workflow file, --quiet); a client
   process sends 200 streamed `POST /v1/chat/completions` at once (httpx, one connection each)
   and reads every chunk to `data: [DONE]`, parsing each as JSON; a request's latency is from
@@ -14,8 +17,14 @@ round runs both sides, each from a fresh ORCHESTRATOR_HOME and fresh processes:
 Both sides first run the same warm-up (10 runs, not measured) in the process that is measured,
 so imports, the graph compile and connection set-up are paid before the clock starts. Figures
 are pooled over the rounds: p50/p95 latency per side, and requests/s (200 / the round's wall
-time, median over rounds). "Added" is serve minus SDK.
-Usage: python benchmarks/serve.py [--rounds 3] [--n 200] [--json]
+time, median over rounds), and the CPU per request of the process that runs the workflows (the
+SDK's, or the server's; the client's is not counted). "Added" is serve minus SDK.
+With `--latency S` every model call takes S seconds at the fake server, as real models do; at
+zero latency (the default) both sides are bound by the CPU (2 cores here), so each request
+queues behind the others' work and the "added" p50 is the server's extra CPU per request times
+the queue. `--concurrency 1` sends the requests one at a time.
+Usage: python benchmarks/serve.py [--rounds 3] [--n 200] [--concurrency 200] [--latency 0]
+       [--json]
 """
 
 from __future__ import annotations
@@ -49,20 +58,49 @@ limits: {concurrency: 8}
 """
 
 
-def fake_server(conn: Connection) -> None:
+def fake_server(conn: Connection, latency: float) -> None:
     from tests import fakehttp
     from tests.fakeserver import FakeOpenAI
 
     fakehttp.Handler.disable_nagle_algorithm = True  # else a reused connection waits ~40 ms
+    # The tests validate every request against OpenAI's schema; here that would only take CPU
+    # from both sides alike (a real endpoint runs elsewhere). The bodies are the same either way.
+    FakeOpenAI._validate = lambda self, body, cfg: []  # type: ignore[method-assign]
     with FakeOpenAI() as server:
-        server.configure_model("write-model")
-        server.configure_model("think-model", reasoning=True)
+        server.configure_model("write-model", latency=latency)
+        server.configure_model("think-model", reasoning=True, latency=latency)
         conn.send(server.base_url)
         conn.recv()  # until told to stop
 
 
-async def sdk_side(path: str, n: int) -> dict[str, Any]:
+def cpu_s(pid: int | None = None) -> float:
+    """CPU seconds (user + system, every thread) of a process: this one, or `pid`."""
+    if pid is None:
+        t = os.times()
+        return t.user + t.system
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def measured(one: Any, n: int, concurrency: int, pid: int | None) -> dict[str, Any]:
+    """Warm up, then run `one` n times, `concurrency` at once; latencies, wall and CPU."""
+    await asyncio.gather(*(one() for _ in range(WARMUP)))
+    slots = asyncio.Semaphore(concurrency)
+
+    async def limited() -> float:
+        async with slots:
+            latency: float = await one()
+            return latency
+
+    cpu, own, started = cpu_s(pid), cpu_s(), time.perf_counter()
+    latencies = await asyncio.gather(*(limited() for _ in range(n)))
+    wall = time.perf_counter() - started
+    return {"latencies": latencies, "wall": wall, "cpu": cpu_s(pid) - cpu, "own": cpu_s() - own}
+
+
+async def sdk_side(path: str, n: int, concurrency: int) -> dict[str, Any]:
     from orchestrator import RunFinished, Workflow
+    from orchestrator.storage import open_storage
 
     workflow = Workflow.from_yaml(path)
 
@@ -73,13 +111,13 @@ async def sdk_side(path: str, n: int) -> dict[str, Any]:
                 assert event.result.status == "completed", event.result.error
         return time.perf_counter() - started
 
-    await asyncio.gather(*(one() for _ in range(WARMUP)))
-    started = time.perf_counter()
-    latencies = await asyncio.gather(*(one() for _ in range(n)))
-    return {"latencies": latencies, "wall": time.perf_counter() - started}
+    # Held open for the whole measurement, as the server holds it while it serves: runs then
+    # share one open storage instead of opening and closing SQLite each.
+    async with open_storage(workflow.home):
+        return await measured(one, n, concurrency, None)
 
 
-async def client_side(url: str, n: int) -> dict[str, Any]:
+async def client_side(url: str, n: int, concurrency: int, pid: int) -> dict[str, Any]:
     import httpx
 
     body = {"model": "serve-bench", "stream": True, "messages": [{"role": "user", "content": TASK}]}
@@ -99,22 +137,26 @@ async def client_side(url: str, n: int) -> dict[str, Any]:
                     raise AssertionError("the stream ended without [DONE]")
             return time.perf_counter() - started
 
-        await asyncio.gather(*(one() for _ in range(WARMUP)))
-        started = time.perf_counter()
-        latencies = await asyncio.gather(*(one() for _ in range(n)))
-        return {"latencies": latencies, "wall": time.perf_counter() - started}
+        return await measured(one, n, concurrency, pid)
 
 
 def worker(args: argparse.Namespace) -> None:
-    side = (
-        sdk_side(args.target, args.n) if args.worker == "sdk" else client_side(args.target, args.n)
-    )
+    if args.worker == "sdk":
+        # The event loop uvicorn gives the server ("auto": uvloop when installed), so both
+        # sides run the workflow on the same loop.
+        from uvicorn.loops.auto import auto_loop_factory
+
+        factory = auto_loop_factory(use_subprocess=False)
+        with asyncio.Runner(loop_factory=factory) as runner:
+            print(json.dumps(runner.run(sdk_side(args.target, args.n, args.concurrency))))
+        return
+    side = client_side(args.target, args.n, args.concurrency, args.server_pid)
     print(json.dumps(asyncio.run(side)))
 
 
-def run_worker(kind: str, target: str, n: int, env: dict[str, str]) -> dict[str, Any]:
+def run_worker(kind: str, target: str, env: dict[str, str], *options: str) -> dict[str, Any]:
     done = subprocess.run(
-        [sys.executable, __file__, "--worker", kind, "--target", target, "--n", str(n)],
+        [sys.executable, __file__, "--worker", kind, "--target", target, *options],
         capture_output=True,
         text=True,
         env=env,
@@ -149,8 +191,9 @@ def subprocess_drain(proc: subprocess.Popen[str]) -> None:
     threading.Thread(target=lambda: [None for _ in stream], daemon=True).start()
 
 
-def one_round(path: str, base_url: str, n: int) -> dict[str, dict[str, Any]]:
-    out = {}
+def one_round(path: str, base_url: str, n: int, concurrency: int) -> dict[str, dict[str, Any]]:
+    options = ("--n", str(n), "--concurrency", str(concurrency))
+    out: dict[str, dict[str, Any]] = {}
     for side in ("sdk", "serve"):
         with tempfile.TemporaryDirectory() as home:
             env = {
@@ -161,11 +204,12 @@ def one_round(path: str, base_url: str, n: int) -> dict[str, dict[str, Any]]:
                 "PYTHONPATH": str(ROOT),
             }
             if side == "sdk":
-                out[side] = run_worker("sdk", path, n, env)
+                out[side] = run_worker("sdk", path, env, *options)
                 continue
             proc, url = start_serve(path, env, n)
             try:
-                out[side] = run_worker("client", url, n, env)
+                pid = ("--server-pid", str(proc.pid))
+                out[side] = run_worker("client", url, env, *options, *pid)
             finally:
                 proc.terminate()
                 proc.wait(timeout=60)
@@ -185,7 +229,14 @@ def summarize(rounds: list[dict[str, dict[str, Any]]], n: int) -> dict[str, Any]
             "p50_ms": round(1000 * pct(latencies, 0.5), 1),
             "p95_ms": round(1000 * pct(latencies, 0.95), 1),
             "requests_per_s": round(statistics.median(n / r[side]["wall"] for r in rounds), 1),
+            # the SDK's process, or the server's: where the workflow runs
+            "cpu_ms_per_request": round(
+                1000 * sum(r[side]["cpu"] for r in rounds) / n / len(rounds), 2
+            ),
         }
+    # The HTTP client's own CPU (serve only): it shares the machine with the server.
+    client = sum(r["serve"]["own"] for r in rounds) / n / len(rounds)
+    figures["serve"]["client_cpu_ms_per_request"] = round(1000 * client, 2)
     figures["added"] = {
         "p50_ms": round(figures["serve"]["p50_ms"] - figures["sdk"]["p50_ms"], 1),
         "p95_ms": round(figures["serve"]["p95_ms"] - figures["sdk"]["p95_ms"], 1),
@@ -197,7 +248,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--n", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=200, help="requests at once")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds per model call")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--server-pid", type=int)
     parser.add_argument("--worker", choices=["sdk", "client"])
     parser.add_argument("--target")
     args = parser.parse_args()
@@ -205,27 +259,36 @@ def main() -> None:
         worker(args)
         return
     ours, theirs = multiprocessing.Pipe()
-    server = multiprocessing.Process(target=fake_server, args=(theirs,), daemon=True)
+    server = multiprocessing.Process(target=fake_server, args=(theirs, args.latency), daemon=True)
     server.start()
     base_url = ours.recv()
     with tempfile.TemporaryDirectory() as directory:
         path = str(Path(directory) / "serve-bench.yaml")
         Path(path).write_text(WORKFLOW)
-        rounds = [one_round(path, base_url, args.n) for _ in range(args.rounds)]
+        rounds = [one_round(path, base_url, args.n, args.concurrency) for _ in range(args.rounds)]
     ours.send(None)
     server.join(10)
-    figures = {"n": args.n, "rounds": args.rounds, **summarize(rounds, args.n)}
+    figures = {"n": args.n, "concurrency": args.concurrency, "rounds": args.rounds}
+    figures["latency_s"] = args.latency
+    figures.update(summarize(rounds, args.n))
     if args.json:
         print(json.dumps(figures, indent=2))
         return
     for side in ("sdk", "serve"):
         f = figures[side]
         rate = f["requests_per_s"]
-        print(f"{side:5}  p50 {f['p50_ms']:8.1f} ms  p95 {f['p95_ms']:8.1f} ms  {rate:7.1f} req/s")
+        cpu = f["cpu_ms_per_request"]
+        print(
+            f"{side:5}  p50 {f['p50_ms']:8.1f} ms  p95 {f['p95_ms']:8.1f} ms  {rate:7.1f} req/s"
+            f"  {cpu:6.2f} ms CPU per request"
+        )
+    client = figures["serve"]["client_cpu_ms_per_request"]
+    print(f"       (serve's HTTP client: {client:.2f} ms CPU per request, not counted above)")
     added = figures["added"]
     print(
         f"added by serve: p50 {added['p50_ms']:+.1f} ms, p95 {added['p95_ms']:+.1f} ms "
-        f"({args.n} concurrent streamed requests, {args.rounds} rounds)"
+        f"({args.n} streamed requests, {args.concurrency} at once, {args.rounds} rounds, "
+        f"{args.latency:g} s per model call)"
     )
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from .errors import ApiError
 
@@ -55,3 +56,32 @@ def watch_disconnect(request: Request, on_gone: Callable[[], None]) -> asyncio.T
                 return
 
     return asyncio.create_task(watch())
+
+
+class ByteStream(Response):
+    """A streamed response of ready-made byte chunks (server-sent events), sent as they come.
+
+    Starlette's StreamingResponse also listens for the disconnect in a task group of its own;
+    the chat route watches for it already (`watch_disconnect`), so this one only sends. A send
+    that fails (the client is gone) ends the stream, and closing the chunks' generator runs its
+    cleanup.
+    """
+
+    def __init__(
+        self, chunks: AsyncGenerator[bytes, None], headers: dict[str, str] | None = None
+    ) -> None:
+        # Not Response.__init__: it would render an empty body and promise Content-Length: 0.
+        self.status_code, self.media_type, self.background = 200, "text/event-stream", None
+        self.init_headers(headers)
+        self.chunks = chunks
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            async for chunk in self.chunks:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except OSError:
+            pass  # the client went away; the generator's cleanup stops what it was following
+        finally:
+            await self.chunks.aclose()

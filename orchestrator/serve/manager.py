@@ -87,10 +87,21 @@ class RunEntry:
     async def follow(self, after: int = 0) -> AsyncIterator[tuple[int, Frame]]:
         """(sequence number, frame) from the one after `after`, until the attempt ends."""
         seen = max(0, after)
-        while True:
-            while seen < len(self.frames):
+        async for batch in self.batches(seen):
+            for frame in batch:
                 seen += 1
-                yield seen, self.frames[seen - 1]
+                yield seen, frame
+
+    async def batches(self, after: int = 0) -> AsyncIterator[list[Frame]]:
+        """The frames after `after` in batches: all that are there, then all that came while
+        the reader waited, until the attempt ends (one send per batch, not per token)."""
+        seen = max(0, after)
+        while True:
+            if seen < len(self.frames):
+                batch = self.frames[seen:]
+                seen += len(batch)
+                yield batch
+                continue
             if not self.running:
                 return
             await self._changed.wait()

@@ -14,17 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable, Iterator
 
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from ..events import AnswerRestarted, AnswerToken
 from .chat import AnswerText, ChatRequest, Chunks, completion_body
 from .config import ServeConfig, Served
 from .errors import SERVER_ERROR, ApiError
-from .http import json_response, read_body, watch_disconnect
-from .manager import RunEntry, RunManager
+from .http import ByteStream, json_response, read_body, watch_disconnect
+from .manager import Frame, RunEntry, RunManager
 
 RUN_HEADER = "X-Orchestrator-Run-Id"
 # A run that failed because its model endpoint failed is the upstream's fault: 502.
@@ -94,7 +94,7 @@ async def chat_completions(request: Request) -> Response:
     if body.stream:
         chunks = Chunks(entry.run_id, body.model, body.include_usage)
         stream = _stream(entry, chunks, watcher, gone)
-        return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
+        return ByteStream(stream, headers=headers)
     try:
         await entry.finished()
     finally:
@@ -109,19 +109,14 @@ async def chat_completions(request: Request) -> Response:
 
 async def _stream(
     entry: RunEntry, chunks: Chunks, watcher: asyncio.Task[None], gone: Callable[[], None]
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     text, complete = AnswerText(), False
     try:
         yield chunks.role()
-        async for _, frame in entry.follow():
-            if isinstance(frame, AnswerToken):
-                diverged, piece = text.token(frame.text)
-                if diverged:
-                    yield chunks.restarted()
-                if piece:
-                    yield chunks.content(piece)
-            elif isinstance(frame, AnswerRestarted):
-                text.restart()
+        async for batch in entry.batches():
+            out = b"".join(_answer_chunks(batch, text, chunks))
+            if out:
+                yield out
         complete = True  # the run ended: what is left to send is about it, not a cut-off
         failure = run_failure(entry)
         if failure is not None:
@@ -130,13 +125,25 @@ async def _stream(
         result = entry.result
         assert result is not None  # completed: set
         rest = text.rest(result.output)
-        if rest:  # an answer that was not streamed token by token (a custom graph's)
-            yield chunks.content(rest)
-        yield chunks.finish(result)
+        # A rest: an answer that was not streamed token by token (a custom graph's).
+        end = [chunks.content(rest)] if rest else []
+        end.append(chunks.finish(result))
         if chunks.include_usage:
-            yield chunks.usage(result)
-        yield chunks.DONE
+            end.append(chunks.usage(result))
+        yield b"".join([*end, chunks.DONE])
     finally:
         watcher.cancel()
         if not complete:  # the response was cut off (the client went away): stop the run
             gone()
+
+
+def _answer_chunks(batch: list[Frame], text: AnswerText, chunks: Chunks) -> Iterator[bytes]:
+    for frame in batch:
+        if isinstance(frame, AnswerToken):
+            diverged, piece = text.token(frame.text)
+            if diverged:
+                yield chunks.restarted()
+            if piece:
+                yield chunks.content(piece)
+        elif isinstance(frame, AnswerRestarted):
+            text.restart()
