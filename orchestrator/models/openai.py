@@ -18,7 +18,7 @@ import os
 import ssl
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlparse
 
 import httpx
@@ -49,6 +49,10 @@ from .wire import (
     parse_completion,
     sse_events,
 )
+
+# The SDK's header for "hand me the response with its body unread", as
+# `with_streaming_response` sets it.
+RAW_RESPONSE = "X-Stainless-Raw-Response"
 
 __all__ = ["OPENAI_URL", "ClientPool", "OpenAIChatModel", "resolve_endpoint", "sampling"]
 
@@ -234,10 +238,25 @@ class OpenAIChatModel(ChatModel):
 
     @contextlib.asynccontextmanager
     async def _open(self, body: dict[str, Any]) -> AsyncIterator[AsyncAPIResponse[Any]]:
-        """The response with its body unread: status errors are raised, the body is ours."""
-        create = self.client.chat.completions.with_streaming_response.create
-        async with create(**body, timeout=self.spec.effective_timeout_s) as response:
-            yield response
+        """The response with its body unread: status errors are raised, the body is ours.
+
+        Posted with the client's `post` rather than `chat.completions.create`: `create` runs
+        every body through the SDK's TypedDict transform (~0.8 ms a call, a tenth of a run's
+        CPU); ours is plain JSON already, built and checked in `build_request`. The request
+        is the same — path, headers (the raw-response header `with_streaming_response` sets,
+        the read timeout), auth and body.
+        """
+        options: Any = {
+            "headers": {RAW_RESPONSE: "stream"},
+            "timeout": self.spec.effective_timeout_s,
+        }
+        response = await self.client.post(
+            "/chat/completions", cast_to=object, body=body, options=options
+        )
+        try:
+            yield cast(AsyncAPIResponse[Any], response)
+        finally:
+            await cast(AsyncAPIResponse[Any], response).close()
 
     async def _fetch(self, body: dict[str, Any]) -> WireAnswer:
         async with self._open(body) as response:
