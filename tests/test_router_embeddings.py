@@ -3,13 +3,16 @@ vectors, the file, and inside a run a billed, retried, budgeted embedding call p
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from orchestrator import UsageError, Workflow
 from orchestrator.policies.router import load_router, save_router, train_router
 from orchestrator.specload import parse_workflow
+from orchestrator.storage import open_storage
 from orchestrator.testing import TestModel
 from tests.conftest import TEST_KEY
 from tests.fakeembed import vector
@@ -125,6 +128,16 @@ def test_a_run_embeds_each_step_once_billed_to_the_run(
         assert result.usage.cost_usd == pytest.approx(sum(c.cost_usd for c in result.calls))
 
 
+def result_attempts(tmp: Path, run_id: str) -> list[Any]:
+    """The failed attempts the run log holds for `run_id`."""
+
+    async def read() -> list[Any]:
+        async with open_storage(tmp / "home") as storage:
+            return await storage.runs.attempts(run_id)
+
+    return asyncio.run(read())
+
+
 def test_a_failed_embedding_is_retried_and_a_missing_profile_refused(
     tmp_path: Path, fake_openai: FakeOpenAI
 ) -> None:
@@ -133,6 +146,13 @@ def test_a_failed_embedding_is_retried_and_a_missing_profile_refused(
     result = _workflow(tmp_path, fake_openai).run(HARD)
     assert result.status == "completed" and len(fake_openai.embedding_requests) == 2
     assert len([c for c in result.calls if c.purpose == "route"]) == 1  # the 503 is not billed
+    (failed,) = [a for a in result_attempts(tmp_path, result.run_id)]
+    assert (failed.purpose, failed.status, failed.profile, failed.number) == (
+        "route",
+        503,
+        "embed",
+        1,
+    )
 
     with pytest.raises(UsageError, match="reads embeddings from profile 'embed' \\(embed-model\\)"):
         _workflow(tmp_path, fake_openai, profile=False).run(HARD)

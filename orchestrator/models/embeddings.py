@@ -23,7 +23,13 @@ from .budget import Budget
 from .ledger import Ledger
 from .openai import ClientPool, OpenAIChatModel, resolve_endpoint
 from .pricing import cost_usd
-from .retry import is_transient, retrying
+from .retry import (
+    AttemptWatch,
+    FailedAttempt,
+    is_transient,
+    reporting_attempts,
+    retrying,
+)
 
 
 class Embedder:
@@ -57,7 +63,7 @@ class Embedder:
         actual = 0.0
         try:
             started, clock = time.time(), time.monotonic()
-            vectors, tokens = await self._request(list(texts))
+            vectors, tokens = await self._request(list(texts), step)
             usage = TokenUsage(input_tokens=tokens)
             actual = cost_usd(usage, price)
             if self.ledger is not None:
@@ -79,22 +85,38 @@ class Embedder:
                 self.budget.settle(worst, actual)
         return vectors
 
-    async def _request(self, texts: list[str]) -> tuple[list[list[float]], int]:
+    async def _request(self, texts: list[str], step: str | None) -> tuple[list[list[float]], int]:
         endpoint = self.endpoint
+        with reporting_attempts(self._failed):  # the watch hears of failures through this
+            watch = AttemptWatch(self.profile, self.model, "route", step, endpoint.spec.retries + 1)
         try:
-            async for attempt in retrying(endpoint.spec.retries):
-                with attempt:
-                    async with asyncio.timeout(endpoint.spec.effective_timeout_s):
-                        response = await endpoint.client.embeddings.create(
-                            model=self.model, input=texts, encoding_format="float"
-                        )
-                    return _vectors(response, len(texts), endpoint), _tokens(response, texts)
+            return await self._attempts(texts, watch)
         except openai.APIStatusError as exc:
+            await watch.failed(exc)
             raise endpoint._status_error(exc) from None
         except Exception as exc:
             if is_transient(exc) or isinstance(exc, TimeoutError):
+                await watch.failed(exc)
                 raise endpoint._exhausted(exc) from None
             raise
+
+    async def _failed(self, attempt: FailedAttempt) -> None:
+        # Failed attempts are the run's, like a chat call's: the run log and CallRetried.
+        if self.ledger is not None:
+            await self.ledger.failed(attempt)
+
+    async def _attempts(
+        self, texts: list[str], watch: AttemptWatch
+    ) -> tuple[list[list[float]], int]:
+        endpoint = self.endpoint
+        async for attempt in retrying(endpoint.spec.retries, watch):
+            with attempt:
+                watch.begin()
+                async with asyncio.timeout(endpoint.spec.effective_timeout_s):
+                    response = await endpoint.client.embeddings.create(
+                        model=self.model, input=texts, encoding_format="float"
+                    )
+                return _vectors(response, len(texts), endpoint), _tokens(response, texts)
         raise AssertionError("unreachable: tenacity either returns or raises")
 
 
