@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TASK ?= Explain why the sky is blue, in two short paragraphs.
 
-.PHONY: demo test lint bench install dev clean
+.PHONY: demo test lint bench install dev clean postgres
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,12 @@ dev: $(VENV)/.dev-installed
 demo: $(VENV)/.installed
 	$(BIN)/orchestrator run graphs/quickstart.yaml --input "$(TASK)"
 
-test: $(VENV)/.dev-installed
+# The PostgreSQL tests start their own throwaway server (tests/pg.py) from Debian's package.
+postgres:
+	command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+		(apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql)
+
+test: $(VENV)/.dev-installed postgres
 	$(BIN)/ruff check .
 	$(BIN)/mypy orchestrator
 	$(BIN)/python -m pytest -q

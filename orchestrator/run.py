@@ -64,7 +64,7 @@ from .resume import (
     waiting_message,
 )
 from .spec import WorkflowSpec
-from .storage import RunLog, Storage, open_storage
+from .storage import RunLog, Storage, describe_location, open_storage
 from .tracing import RunTracer, TracingOption
 from .tracker import RunTracker
 
@@ -317,7 +317,7 @@ async def inspect_run(setup: RunSetup, run_id: str) -> RunResult:
         )
         calls = await storage.runs.calls(run_id)
     if row is None or not snapshot.values:
-        raise UsageError(f"no run with id {run_id} in {setup.home}")
+        raise UsageError(f"no run with id {run_id} in {describe_location(setup.home)}")
     tracker = RunTracker(setup.spec)
     tracker.observe(snapshot.values)
     outcome = _Outcome.from_log(row.status, row.error)
@@ -342,7 +342,7 @@ def _graph_input(
             )
         return start
     if not prior.values:
-        raise UsageError(f"no run with id {run_id} in {setup.home}")
+        raise UsageError(f"no run with id {run_id} in {describe_location(setup.home)}")
     pause = read_pause(prior.interrupts)
     if decision is None:
         if pause is not None:

@@ -227,6 +227,7 @@ def applied(url: str) -> list[tuple[str, int]]:
         ).fetchall()
 
 
+@pytest.mark.slow
 async def test_migrations_run_once_even_when_five_processes_open_at_once(pg_url: str) -> None:
     code = CHILD_PRELUDE + (
         "import asyncio, sys\n"

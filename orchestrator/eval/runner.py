@@ -1,7 +1,8 @@
 """Running an evaluation: every item under every policy (the two baselines always included),
 each a real run of the workflow, recorded as a `SampleRecord` the moment it is scored.
 
-Runs, checkpoints and the response cache live under `OUT/state`, so an interrupted evaluation
+Runs, checkpoints and the response cache live under `OUT/state` (in the database instead when
+ORCHESTRATOR_DATABASE_URL is set, the run ids then scoped by OUT), so an interrupted evaluation
 resumes: records already in `OUT/samples.jsonl` are not run again, a run cut off mid-way is
 resumed from its checkpoint, and every request answered before is answered from the cache at
 no cost. The cache saves the evaluation's money but never flatters a policy: each record's
@@ -27,6 +28,7 @@ from ..policyspec import BUILTIN_POLICIES
 from ..result import RunResult
 from ..runtime import Workflow
 from ..spec import WorkflowSpec
+from ..storage import database_url
 from .dataset import Item
 from .judge import Judge
 from .metrics import GENERATE, REASON, SampleRecord, parse_samples
@@ -66,10 +68,14 @@ def check_policies(spec: WorkflowSpec, names: Sequence[str]) -> None:
         )
 
 
-def run_id_for(policy: str, item: Item, repeat: int) -> str:
-    """A stable run id per (policy, item, repeat), so an interrupted evaluation resumes it."""
+def run_id_for(policy: str, item: Item, repeat: int, scope: str = "") -> str:
+    """A stable run id per (policy, item, repeat), so an interrupted evaluation resumes it.
+
+    `scope` sets evaluations sharing one database apart (their output directory): in a state
+    directory of its own (OUT/state) an evaluation needs none."""
     plain = re.sub(r"[^A-Za-z0-9._-]", "_", item.id)[:40]
-    digest = hashlib.sha256(f"{policy}\x1f{item.id}\x1f{repeat}".encode()).hexdigest()[:8]
+    key = f"{policy}\x1f{item.id}\x1f{repeat}" + (f"\x1f{scope}" if scope else "")
+    digest = hashlib.sha256(key.encode()).hexdigest()[:8]
     return f"eval-{re.sub(r'[^A-Za-z0-9._-]', '_', policy)}-{plain}-r{repeat}-{digest}"
 
 
@@ -150,6 +156,8 @@ class Evaluation:
             for repeat in range(options.repeat)
         }
         self.judge = Judge(spec, options.judge_profile, models, state)
+        # With ORCHESTRATOR_DATABASE_URL, runs go to that shared database, not to OUT/state.
+        self.scope = str(options.out.resolve()) if database_url() else ""
         self.samples = options.out / SAMPLES
         self.records: list[SampleRecord] = list(self._previous())
         self._lock = asyncio.Lock()
@@ -176,7 +184,7 @@ class Evaluation:
 
     async def run_one(self, policy: str, item: Item, repeat: int) -> SampleRecord:
         workflow = self.workflows[(policy, repeat)]
-        run_id = run_id_for(policy, item, repeat)
+        run_id = run_id_for(policy, item, repeat, self.scope)
         try:
             result = await workflow.arun(item.input, run_id=run_id)
         except UsageError as exc:

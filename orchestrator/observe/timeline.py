@@ -116,7 +116,9 @@ async def read_timeline(run_id: str, home: Path | None = None) -> Timeline:
     async with open_storage(home) as storage:
         row = await storage.runs.get_run(run_id)
         if row is None:
-            raise UsageError(f"no run with id {run_id} in {home}: `orchestrator runs` lists them")
+            raise UsageError(
+                f"no run with id {run_id} in {storage.location}: `orchestrator runs` lists them"
+            )
         calls = await storage.runs.calls(run_id)
         attempts = await storage.runs.attempts(run_id)
         spans = await storage.runs.steps(run_id)

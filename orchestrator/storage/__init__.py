@@ -47,6 +47,7 @@ __all__ = [
     "StepSpan",
     "Storage",
     "database_url",
+    "describe_location",
     "open_storage",
     "orchestrator_home",
 ]
@@ -60,6 +61,17 @@ def orchestrator_home() -> Path:
 def database_url() -> str | None:
     """$ORCHESTRATOR_DATABASE_URL (a PostgreSQL URL, with its password), else None."""
     return os.environ.get("ORCHESTRATOR_DATABASE_URL", "").strip() or None
+
+
+def describe_location(home: Path) -> str:
+    """Where `open_storage(home)` keeps runs, for messages: the database URL without its
+    password when ORCHESTRATOR_DATABASE_URL is set, else the directory."""
+    url = database_url()
+    if url is None:
+        return str(home)
+    from .postgres_errors import redact
+
+    return redact(url)
 
 
 class _OpenStorage(Storage, Protocol):
