@@ -8,7 +8,9 @@ call, N solve calls at once, 1 streamed synthesize call. It is set up exactly as
 - one SSL context per process (`httpx.create_ssl_context()`, cached), passed to
   `openai.DefaultAsyncHttpxClient(verify=...)`; `AsyncOpenAI(max_retries=0, http_client=...)`;
 - as many clients built (and closed) per run as orchestrator built in its warm-up run;
-- each request through `with_streaming_response.create(**body, timeout=...)` with the timeout of
+- each request through `client.post("/chat/completions", body=..., options=...)` with the body as
+  orchestrator sends it (no `create()` transform on either side), its response unread (the
+  header `with_streaming_response` sets) and the timeout of
   the profile that serves its model (`effective_timeout_s`), the body read raw and parsed with
   `json.loads`, the streamed synthesis read line by line to its end, each chunk parsed;
 - the same process: both sides run in this process, one `asyncio.run` per run, interleaved.
@@ -48,6 +50,7 @@ import httpx
 import openai
 
 import orchestrator
+from orchestrator.models.openai import RAW_RESPONSE
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests import fakehttp
@@ -71,9 +74,9 @@ SETUP = (
     "baseline: plain asyncio + openai in this process, one asyncio.run per run (as orchestrator);"
     " {clients} AsyncOpenAI per run (as many as orchestrator's ClientPool built), each"
     " AsyncOpenAI(max_retries=0, http_client=DefaultAsyncHttpxClient(verify=<one SSL context per"
-    " process>)); the orchestrator's bodies and per-request timeouts ({timeouts}) replayed through"
-    " with_streaming_response (synthesis streamed), bodies read raw + json.loads; requests and"
-    " headers checked equal to orchestrator's"
+    " process>)); the orchestrator's bodies and per-request timeouts ({timeouts}) posted as"
+    " orchestrator posts them (client.post, response unread, synthesis streamed), bodies read raw"
+    " + json.loads; requests and headers checked equal to orchestrator's"
 )
 
 
@@ -137,17 +140,30 @@ class Baseline:
             await asyncio.gather(*(self.call(client, b) for b in solve_bodies))
             await self.stream(client, synth_body)
 
+    async def post(self, client: openai.AsyncOpenAI, body: Body) -> Any:
+        """The request path orchestrator uses: the client's `post` with the body as it is, the
+        response handed over unread (as `with_streaming_response` does)."""
+        options: Any = {
+            "headers": {RAW_RESPONSE: "stream"},
+            "timeout": self.timeouts[body["model"]],
+        }
+        return await client.post("/chat/completions", cast_to=object, body=body, options=options)
+
     async def call(self, client: openai.AsyncOpenAI, body: Body) -> Any:
-        create = client.chat.completions.with_streaming_response.create
-        async with create(**body, timeout=self.timeouts[body["model"]]) as response:
+        response = await self.post(client, body)
+        try:
             return json.loads(await response.read())
+        finally:
+            await response.close()
 
     async def stream(self, client: openai.AsyncOpenAI, body: Body) -> None:
-        create = client.chat.completions.with_streaming_response.create
-        async with create(**body, timeout=self.timeouts[body["model"]]) as response:
+        response = await self.post(client, body)
+        try:
             async for line in response.iter_lines():
                 if line.startswith("data: ") and line != "data: [DONE]":
                     json.loads(line[6:])
+        finally:
+            await response.close()
 
 
 def serve(conn: Connection, nagle: bool) -> None:
