@@ -23,13 +23,18 @@ from tests.test_cli import PLAN, SECRET, THINKER, WRITER, script, write_workflow
 TASKS = [f"Plan offsite number {n}." for n in range(1, 5)]
 
 
+def scripted(server: FakeOpenAI) -> FakeOpenAI:
+    """The scripted server as tests/test_cli.py scripts it: its plan, its replies."""
+    server.configure_model(THINKER, reasoning=True, cached_tokens=400)
+    server.configure_model(WRITER, cached_tokens=100)
+    server.set_plan(PLAN)
+    server.responder = script
+    return server
+
+
 @pytest.fixture
 def fake(fake_openai: FakeOpenAI) -> FakeOpenAI:
-    fake_openai.configure_model(THINKER, reasoning=True, cached_tokens=400)
-    fake_openai.configure_model(WRITER, cached_tokens=100)
-    fake_openai.set_plan(PLAN)
-    fake_openai.responder = script
-    return fake_openai
+    return scripted(fake_openai)
 
 
 def env(fake: FakeOpenAI, home: Path) -> dict[str, str]:

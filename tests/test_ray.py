@@ -15,7 +15,7 @@ import pytest
 
 from tests.clirun import run_cli
 from tests.fakeserver import FakeOpenAI, Reply
-from tests.test_batch_cli import env, fake, lines, task_of  # noqa: F401 - `fake` is a fixture
+from tests.test_batch_cli import env, lines, scripted, task_of
 from tests.test_cli import script, write_workflow
 
 pytestmark = pytest.mark.slow
@@ -47,10 +47,14 @@ def ray_task_pids() -> list[int]:
     return pids
 
 
+@pytest.fixture
+def fake(fake_openai: FakeOpenAI) -> FakeOpenAI:
+    return scripted(fake_openai)
+
+
 def comparable(path: Path) -> dict[str, tuple[str, str, float]]:
     return {
-        r["id"]: (r["status"], r["output"], round(r["usage"]["cost_usd"], 10))
-        for r in lines(path)
+        r["id"]: (r["status"], r["output"], round(r["usage"]["cost_usd"], 10)) for r in lines(path)
     }
 
 
