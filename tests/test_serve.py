@@ -15,6 +15,7 @@ import openai
 import pytest
 from langchain_openai import ChatOpenAI
 
+from tests.conftest import TEST_KEY
 from tests.fakeserver import FakeOpenAI, Fault
 from tests.test_serve_support import KEY, PLAN, serving, write_workflow
 
@@ -227,3 +228,21 @@ def test_key_is_required_and_never_shown(openai_env: FakeOpenAI, tmp_path: Path)
         metrics = httpx.get(f"{base}/metrics", headers={"Authorization": f"Bearer {KEY}"})
         assert metrics.status_code == 200 and KEY not in metrics.text
         assert httpx.get(f"{base}/metrics").status_code == 401
+
+
+def test_an_endpoint_that_refuses_is_a_502_without_its_key(
+    base: str, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.enqueue(Fault(status=401), model="write-model")  # the planner's endpoint
+    with pytest.raises(openai.InternalServerError) as refused:
+        client(base).chat.completions.create(
+            model="served", messages=[{"role": "user", "content": "x"}]
+        )
+    assert refused.value.status_code == 502
+    body = refused.value.body
+    assert isinstance(body, dict) and body["code"] == "EndpointError"
+    assert "writer" in body["message"] and TEST_KEY not in refused.value.response.text
+    run_id = refused.value.response.headers["x-orchestrator-run-id"]
+    assert TEST_KEY not in httpx.get(f"{base}/runs/{run_id}").text
+    events = httpx.get(f"{base}/runs/{run_id}/events").text
+    assert "event: run_error" in events and TEST_KEY not in events

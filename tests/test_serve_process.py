@@ -168,6 +168,9 @@ def test_sigkill_mid_run_then_resume_interrupted(openai_env: FakeOpenAI, tmp_pat
             run = httpx.get(f"{second.base}/runs/{run_id}").json()
             assert run["status"] == "interrupted"
             assert httpx.get(f"{second.base}/runs").json()["data"][0]["status"] == "interrupted"
+            [(_, event, state)] = follow(second.base, run_id)  # not run here: its state
+            assert event == "run_finished" and state["status"] == "interrupted"
+            assert {s["id"] for s in state["result"]["subproblems"]} == {"fast1", "slow", "last"}
             second.shut_down()
         assert any("1 runs were interrupted" in line for line in second.log)
 

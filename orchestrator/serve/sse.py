@@ -8,7 +8,7 @@ with the last id to follow the next attempt.
 
 The events are kept in memory per run (the latest runs' only). For a run this process did not
 run (it finished before a restart, or long ago), the stream is its state as it stands: one
-`run_finished` event with the run's result.
+`run_finished` event with the run's result and its `status` as `GET /runs/{id}` gives it.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from starlette.responses import Response
 
 from .eventjson import event_json, result_json
 from .manager import Frame, Note, RunEntry, RunManager
-from .runs_api import find_run
+from .runs_api import find_run, serve_status
 
 PING_S = 15  # a comment line this often keeps proxies from closing a quiet stream
 
@@ -58,11 +58,14 @@ async def _snapshot(data: dict[str, object], boot: str) -> AsyncIterator[ServerS
 async def run_events(request: Request) -> Response:
     manager: RunManager = request.app.state.manager
     run_id = request.path_params["run_id"]
-    served, _, entry = await find_run(request, run_id)
+    served, row, entry = await find_run(request, run_id)
     after = last_seen(request.headers.get("last-event-id"), manager.boot)
     if entry is not None:
         events = _follow(entry, after, manager.boot)
     else:
         result = await served.workflow.ainspect(run_id)
-        events = _snapshot({"type": "run_finished", "result": result_json(result)}, manager.boot)
+        status = serve_status(row, None)  # `interrupted`, say, where the result says failed
+        data: dict[str, object] = {"type": "run_finished", "status": status}
+        data["result"] = result_json(result)
+        events = _snapshot(data, manager.boot)
     return EventSourceResponse(events, ping=PING_S, headers={"Cache-Control": "no-store"})
