@@ -28,7 +28,7 @@ from orchestrator.storage.postgres_errors import redact
 from orchestrator.storage.postgres_migrations import MIGRATIONS
 from orchestrator.storage.sqlite import SqliteStorage
 from tests.pg import PgServer, free_port
-from tests.test_storage import CHILD_PRELUDE, Clock, call
+from tests.test_storage import CHILD_PRELUDE, Clock, call, go, spawn_holder
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -218,6 +218,45 @@ async def test_300_concurrent_runs_share_one_pool(pg_env: str, tmp_path: Path) -
         runs = await storage.runs.recent_runs(1000)
         assert len(runs) == 300 and {(r.status, r.cost_usd) for r in runs} == {("completed", 0.25)}
         assert len([c async for c in storage.checkpointer.alist(None)]) == 300
+
+
+async def test_of_two_processes_racing_for_a_lease_exactly_one_gets_it(
+    pg_env: str, tmp_path: Path
+) -> None:
+    procs: list[asyncio.subprocess.Process] = []
+    try:  # the children inherit ORCHESTRATOR_DATABASE_URL: the directory given is not used
+        procs += await asyncio.gather(spawn_holder(tmp_path, "a"), spawn_holder(tmp_path, "b"))
+        results = await asyncio.gather(*(go(p) for p in procs))
+        winners = [p.pid for p, r in zip(procs, results, strict=True) if r is None]
+        assert len(winners) == 1
+        assert [r for r in results if r is not None] == winners  # the loser saw the winner
+    finally:
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.close()
+            await proc.wait()
+
+
+async def test_a_killed_holders_lease_and_run_are_taken_over_at_once_on_its_host(
+    pg_env: str, tmp_path: Path
+) -> None:
+    proc = await spawn_holder(tmp_path, "a")
+    try:
+        assert await go(proc) is None
+        async with open_storage() as storage:
+            holder = await storage.runs.acquire_lease("r1", "b", 60)
+            assert holder is not None and (holder.pid, holder.owner) == (proc.pid, "a")
+            run = await storage.runs.get_run("r1")
+            assert run is not None and run.status == "running"
+            proc.kill()
+            await proc.wait()
+            run = await storage.runs.get_run("r1")
+            assert run is not None and run.status == "interrupted"
+            assert await storage.runs.acquire_lease("r1", "b", 60) is None
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
 
 
 def applied(url: str) -> list[tuple[str, int]]:

@@ -75,7 +75,7 @@ class PostgresStorage:
         kwargs = _connect_kwargs(url, redactor)
         with redactor.translating():
             first = await psycopg.AsyncConnection.connect(url, row_factory=dict_row, **kwargs)
-            async with first as conn, schema_lock(conn):
+            async with first as conn, schema_lock(conn, redactor.location):
                 await migrate(conn)
                 # LangGraph's saver on this very connection: its setup() makes its tables
                 # under our lock (two at once would both try to create them).

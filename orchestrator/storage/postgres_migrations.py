@@ -4,8 +4,8 @@ The same history as the SQLite files' (migrations.py, sqlite_cache.py), under th
 where a change corresponds, recorded by name in `_migrations`. Everything lives in one database,
 so the run log's list and the cache's are applied together, in that order.
 
-Two processes opening one fresh database migrate one after the other: `migrate` holds a
-session advisory lock (`pg_advisory_lock`) for the whole pass, so the second finds everything
+Two processes opening one fresh database migrate one after the other: the opener holds a
+session advisory lock (`schema_lock`) for the whole pass, so the second finds everything
 recorded and applies nothing. LangGraph's checkpoint tables are made under the same lock (its
 `setup()` is not safe to run twice at once either).
 
@@ -15,18 +15,23 @@ log never refuses a billed call.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from psycopg import AsyncConnection
 from psycopg.rows import tuple_row
 
+from ..errors import StorageError
+
 PgMigration = Callable[[AsyncConnection[Any]], Awaitable[None]]
 
 # An arbitrary constant naming "orchestrator's schema" among the database's advisory locks.
 LOCK_KEY = 0x6F72636873  # "orchs"
+LOCK_WAIT_S = 120.0
+LOCK_POLL_S = 0.05
 
 
 async def m001_runs_and_calls(db: AsyncConnection[Any]) -> None:
@@ -164,9 +169,28 @@ MIGRATIONS: list[PgMigration] = [
 
 
 @asynccontextmanager
-async def schema_lock(db: AsyncConnection[Any]) -> Any:
-    """Hold the schema's advisory lock on `db` (autocommit) for the duration."""
-    await db.execute("select pg_advisory_lock(%s)", (LOCK_KEY,))
+async def schema_lock(db: AsyncConnection[Any], location: str) -> AsyncIterator[None]:
+    """Hold the schema's advisory lock on `db` (autocommit) for the duration.
+
+    Taken with pg_try_advisory_lock, polling: a process blocked in pg_advisory_lock would sit
+    in an open transaction, which LangGraph's CREATE INDEX CONCURRENTLY (run by the holder)
+    waits for, and the server would report a deadlock.
+    """
+    cursor = db.cursor(row_factory=tuple_row)
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while True:
+        await cursor.execute("select pg_try_advisory_lock(%s)", (LOCK_KEY,))
+        row = await cursor.fetchone()
+        if row is not None and row[0]:
+            break
+        if time.monotonic() > deadline:
+            raise StorageError(
+                f"PostgreSQL at {location}: another process has held orchestrator's schema lock "
+                f"for over {LOCK_WAIT_S:g} s (a migration that hangs?): check the server's "
+                "sessions (pg_locks), then retry",
+                path=location,
+            )
+        await asyncio.sleep(LOCK_POLL_S)
     try:
         yield
     finally:
