@@ -15,8 +15,11 @@ import openai
 import pytest
 from langchain_openai import ChatOpenAI
 
+from orchestrator.serve.chat import AnswerText
 from tests.conftest import TEST_KEY
 from tests.fakeserver import FakeOpenAI, Fault
+from tests.test_cli_stream import FINAL, LONG, drop_first_stream
+from tests.test_cli_stream import WORKFLOW as STREAM_WORKFLOW
 from tests.test_serve_support import KEY, PLAN, serving, write_workflow
 
 
@@ -246,3 +249,39 @@ def test_an_endpoint_that_refuses_is_a_502_without_its_key(
     assert TEST_KEY not in httpx.get(f"{base}/runs/{run_id}").text
     events = httpx.get(f"{base}/runs/{run_id}/events").text
     assert "event: run_error" in events and TEST_KEY not in events
+
+
+@pytest.mark.parametrize(
+    ("first", "retried"), [(LONG, LONG), (LONG, FINAL)], ids=["same-text", "different-text"]
+)
+def test_a_restarted_answer_streams_sensibly(
+    openai_env: FakeOpenAI, tmp_path: Path, first: str, retried: str
+) -> None:
+    drop_first_stream(openai_env, first, retried)
+    with serving([write_workflow(tmp_path, "stream", STREAM_WORKFLOW)]) as base:
+        chunks = list(
+            client(base).chat.completions.create(
+                model="stream", messages=[{"role": "user", "content": "How many?"}], stream=True
+            )
+        )
+    marks = [
+        i
+        for i, c in enumerate(chunks)
+        if ((c.model_extra or {}).get("orchestrator") or {}).get("answer_restarted")
+    ]
+    after = chunks[marks[-1] + 1 :] if marks else chunks
+    text = "".join(c.choices[0].delta.content or "" for c in after if c.choices)
+    assert text == retried  # what came after the last restart mark is the answer, once
+    assert bool(marks) == (first != retried)  # the same text again is not sent again
+
+
+def test_answer_text_sends_each_character_once() -> None:
+    text = AnswerText()
+    assert text.token("Five, ") == (False, "Five, ")
+    text.restart()
+    assert text.token("Fi") == (False, "")  # repeats what was sent: held back
+    assert text.token("ve, I think") == (False, "I think")  # beyond it: only the new part
+    text.restart()
+    assert text.token("Four") == (True, "Four")  # a different answer: restarts, whole
+    assert text.rest("Four.") == "."
+    assert text.rest("Something else") == ""
