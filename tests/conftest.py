@@ -35,6 +35,13 @@ def openai_env(
 # --- PostgreSQL: one throwaway server per session, a fresh database per test (tests/pg.py) ---
 
 
+@pytest.fixture(autouse=True)
+def _no_database_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's ORCHESTRATOR_DATABASE_URL must not send every test's runs to their
+    database: tests that want PostgreSQL set it from `pg_url`."""
+    monkeypatch.delenv("ORCHESTRATOR_DATABASE_URL", raising=False)
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PgServer]:
     try:

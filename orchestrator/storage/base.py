@@ -1,6 +1,6 @@
 """The storage interface: where a run's checkpoints, its run log and the response cache live.
 
-One `Storage` is opened from one location (a directory for SQLite; a PostgreSQL URL next) and
+One `Storage` is opened from one location (a directory for SQLite, or a PostgreSQL URL) and
 holds all three, so a deployment points everything at one place. Implementations never block
 the event loop: every method that touches the database is a coroutine.
 
