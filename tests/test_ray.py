@@ -23,13 +23,13 @@ TASKS = [f"Plan offsite number {n}." for n in range(1, 5)]
 RAY = {"RAY_DISABLE_USAGE_STATS": "1"}
 
 
-def batch(fake: FakeOpenAI, tmp: Path, name: str, *extra: str) -> tuple[Any, Path]:
+def batch(fake: FakeOpenAI, tmp: Path, name: str, *extra: str, **more_env: str) -> tuple[Any, Path]:
     tasks = tmp / "tasks.txt"
     tasks.write_text("\n".join(TASKS) + "\n")
     out = tmp / f"{name}.jsonl"
     done = run_cli(
         "batch", str(write_workflow(tmp)), "--input", str(tasks), "--out", str(out), *extra,
-        timeout=280, **env(fake, tmp / f"home-{name}"), **RAY,
+        timeout=280, **env(fake, tmp / f"home-{name}"), **RAY, **more_env,
     )  # fmt: skip
     return done, out
 
@@ -101,3 +101,17 @@ def test_a_killed_worker_has_its_task_finished_elsewhere_without_paying_twice(
     assert all(per_task[t] == 5 for t in TASKS if t != victim)
     assert 5 <= per_task[victim] <= 6
     assert json.loads(json.dumps(results))  # the file is whole
+
+
+def test_a_ray_batch_on_postgresql_storage(fake: FakeOpenAI, tmp_path: Path, pg_url: str) -> None:
+    """Workers share one PostgreSQL database, as on a cluster: the runs are found there."""
+    done, out = batch(
+        fake, tmp_path, "ray-pg", "--concurrency", "2", "--ray",
+        ORCHESTRATOR_DATABASE_URL=pg_url,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    results = lines(out)
+    assert {r["status"] for r in results} == {"completed"} and len(results) == len(TASKS)
+    listed = run_cli("runs", "--json", "--limit", "50", ORCHESTRATOR_DATABASE_URL=pg_url)
+    assert listed.returncode == 0, listed.stderr
+    assert {r["run_id"] for r in results} <= {r["run_id"] for r in json.loads(listed.stdout)}
