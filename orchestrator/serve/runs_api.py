@@ -5,7 +5,7 @@
     GET    /runs/{id}          status, plan and subproblems so far, usage so far
     GET    /runs/{id}/events   SSE of the typed events, resumable with Last-Event-ID
     POST   /runs/{id}/resume   {decision?: approve|edit|abort|answer, plan?, answer?}
-    DELETE /runs/{id}          cancel: what finished stays checkpointed
+    DELETE /runs/{id}          cancel (200; 202 while it stops): what finished stays checkpointed
 
 A run's `status` is the run log's (`running`, `completed`, `failed`, `budget_exceeded`,
 `awaiting_approval`, `awaiting_input`, `interrupted`) or `cancelled`. The rest of a run's body
@@ -187,7 +187,9 @@ async def cancel_run(request: Request) -> Response:
             409, f"run {run_id} is not running here (it is {status})", code="not_running"
         )
     await manager.cancel(entry)
-    return json_response(await detail(run_id, served, await _row(run_id), entry))
+    # 202: still stopping (a run making its first call stops when that call returns).
+    code = 202 if entry.running else 200
+    return json_response(await detail(run_id, served, await _row(run_id), entry), code)
 
 
 def decision_of(body: ResumeRun, served: Served) -> Decision | None:
