@@ -3,6 +3,7 @@ limits (concurrent runs, body size) and its metrics, over real sockets on 127.0.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -255,3 +256,32 @@ def test_a_client_that_goes_away_stops_its_run(gate: Gate, base: str) -> None:
     run = httpx.get(f"{base}/runs/{run_id}").json()
     assert run["status"] == "cancelled"
     gate.open.set()
+
+
+def test_a_run_cancelled_during_its_first_call_stops_when_it_returns(
+    openai_env: FakeOpenAI, tmp_path: Path
+) -> None:
+    gate = Gate()
+    openai_env.set_plan(PLAN)
+
+    def plan_latency(body: dict[str, Any]) -> float:
+        if "subproblems" in json.dumps(body.get("response_format") or {}):
+            gate.arrived.set()
+            gate.open.wait(60)
+        return 0.0
+
+    openai_env.configure_model("write-model", latency=plan_latency)
+    try:
+        with serving([write_workflow(tmp_path)]) as base:
+            run_id = start(base)
+            assert gate.arrived.wait(30)  # the plan call is in flight
+            stopping = httpx.delete(f"{base}/runs/{run_id}")
+            assert stopping.status_code == 202 and stopping.json()["status"] == "running"
+            gate.open.set()
+            assert follow(base, run_id)[-1][1] == "run_cancelled"
+            run = httpx.get(f"{base}/runs/{run_id}").json()
+            assert run["status"] == "cancelled"
+            assert run["usage"]["by_profile"]["writer"]["calls"] == 1  # the plan: paid, kept
+    finally:
+        gate.open.set()
+    assert not solve_calls(openai_env.requests, "quick part one")  # nothing after the plan

@@ -224,10 +224,13 @@ class RunManager:
                 entry.task.cancel()
 
     async def cancel(self, entry: RunEntry) -> None:
-        """Stop the run's attempt and wait (a little) until its checkpoint and log agree."""
+        """Stop the run's attempt and wait (a little) until its checkpoint and log agree; an
+        attempt still starting stops later, without anyone waiting for it."""
         if entry.task is None or not entry.running:
             return
         self.cancel_nowait(entry)
+        if not entry.started:
+            return
         with contextlib.suppress(asyncio.CancelledError, TimeoutError):
             await asyncio.wait_for(asyncio.shield(entry.task), CANCEL_WAIT_S)
 
