@@ -591,3 +591,21 @@ def test_only_environmental_sqlite_failures_become_storage_errors(tmp_path: Path
     db.close()
     error = storage_error(full.value, tmp_path / "x.sqlite")
     assert error is not None and "free some disk space" in str(error)
+
+
+async def test_a_write_cancelled_while_it_begins_leaves_no_transaction_open(
+    tmp_path: Path,
+) -> None:
+    """A run cancelled while its write waits for BEGIN (a DELETE to the server, Ctrl-C) must not
+    leave the shared connection inside a transaction: later writes would all fail."""
+    async with open_storage(tmp_path) as storage:
+        await storage.runs.start_run("r1", "wf", None, "task")
+        for _ in range(20):  # cancel at the first, second, ... point it can be cancelled
+            writing = asyncio.create_task(storage.runs.finish_run("r1", "failed", "x"))
+            await asyncio.sleep(0)
+            writing.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await writing
+            await storage.runs.finish_run("r1", "completed", None)  # must not fail
+        row = await storage.runs.get_run("r1")
+        assert row is not None and row.status == "completed"

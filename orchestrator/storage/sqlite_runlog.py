@@ -23,7 +23,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import aiosqlite
 
@@ -99,7 +99,7 @@ class SqliteRunLog:
             with translating(self.path):
                 # IMMEDIATE: take the file's write lock now (waiting up to the busy timeout for
                 # other processes) rather than fail when a read later turns into a write.
-                await self._db.execute("begin immediate")
+                await self._begin()
                 try:
                     yield self._db
                     await self._db.execute("commit")
@@ -108,6 +108,26 @@ class SqliteRunLog:
                     with suppress(sqlite3.Error):
                         await self._db.execute("rollback")
                     raise
+
+    async def _begin(self) -> None:
+        """BEGIN IMMEDIATE, leaving no transaction open if the caller is cancelled meanwhile.
+
+        The statement runs on the connection's thread whether or not anyone awaits it; a
+        caller cancelled while it waits would leave the shared connection inside a transaction
+        nobody ends, and every later write would fail ("cannot start a transaction within a
+        transaction"). So a cancelled BEGIN is rolled back before the lock is let go.
+        """
+        begin = asyncio.ensure_future(self._db.execute("begin immediate"))
+        try:
+            await asyncio.shield(begin)
+        except asyncio.CancelledError:
+            await asyncio.shield(self._undo(begin))
+            raise
+
+    async def _undo(self, begin: asyncio.Future[Any]) -> None:
+        with suppress(Exception):
+            await begin
+            await self._db.execute("rollback")
 
     async def _read(self, sql: str, args: tuple[object, ...]) -> list[sqlite3.Row]:
         # Under the lock too: a read between another coroutine's BEGIN and COMMIT on this shared
