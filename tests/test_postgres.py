@@ -22,6 +22,7 @@ from orchestrator.models.base import TokenUsage
 from orchestrator.models.retry import FailedAttempt
 from orchestrator.steps import Route, Step, StepResult
 from orchestrator.storage import CachedAnswer, LeaseHolder, RunLog, RunRow, Storage, open_storage
+from orchestrator.storage import postgres as postgres_module
 from orchestrator.storage.liveness import HOST
 from orchestrator.storage.postgres import PostgresStorage
 from orchestrator.storage.postgres_errors import redact
@@ -157,6 +158,24 @@ async def test_lease_is_exclusive_renewable_releasable_and_expires(backend: Open
         assert await log.renew_lease("r1", "b", 10) is False
 
 
+async def test_writes_cancelled_anywhere_leave_the_run_log_usable(backend: OpenLog) -> None:
+    async with backend(Clock()) as storage:
+        await storage.runs.start_run("r1", "wf", None, "task")
+        for turns in range(30):  # cancelled after 0, 1, 2, ... turns of the event loop
+            writing = asyncio.create_task(storage.runs.finish_run("r1", "failed", "x"))
+            renewing = asyncio.create_task(storage.runs.acquire_lease("r1", "a", 60))
+            for _ in range(turns):
+                await asyncio.sleep(0)
+            writing.cancel()
+            renewing.cancel()
+            await asyncio.gather(writing, renewing, return_exceptions=True)
+            await storage.runs.finish_run("r1", "completed", None)  # must not fail
+            assert await storage.runs.acquire_lease("r1", "a", 60) is None
+            await storage.runs.release_lease("r1", "a")
+        row = await storage.runs.get_run("r1")
+        assert row is not None and row.status == "completed"
+
+
 async def test_many_coroutines_racing_for_one_lease_exactly_one_wins(backend: OpenLog) -> None:
     async with backend(Clock()) as storage:
         results = await asyncio.gather(
@@ -257,6 +276,32 @@ async def test_a_killed_holders_lease_and_run_are_taken_over_at_once_on_its_host
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_connections_the_server_dropped_are_replaced_not_failed(
+    pg_server: PgServer, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As after a server restart: every pooled connection is gone. A connection idle for more
+    # than FRESH_S is checked before use (0 here, so no waiting is needed to get there).
+    monkeypatch.setattr(postgres_module, "FRESH_S", 0.0)
+    storage = await PostgresStorage.open(pg_url)
+    try:
+        await storage.runs.start_run("r1", "wf", None, "t")
+        await asyncio.gather(*(storage.runs.get_run("r1") for _ in range(5)))
+        with psycopg.connect(pg_server.url(), autocommit=True) as conn:
+            dropped = conn.execute(
+                "select pg_terminate_backend(pid) from pg_stat_activity "
+                "where datname = %s and pid <> pg_backend_pid()",
+                (pg_url.rsplit("/", 1)[1],),
+            ).fetchall()
+        assert dropped and all(ok for (ok,) in dropped)
+        for _ in range(3):
+            row = await storage.runs.get_run("r1")
+            assert row is not None and row.status == "running"
+        await storage.runs.add_call("r1", call())
+        assert len(await storage.runs.calls("r1")) == 1
+    finally:
+        await storage.close()
 
 
 def applied(url: str) -> list[tuple[str, int]]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import psycopg
 from langchain_core.runnables import RunnableConfig
@@ -32,6 +33,7 @@ from langgraph.checkpoint.base import (
     CheckpointTuple,
 )
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from psycopg import AsyncConnection
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
@@ -43,6 +45,8 @@ from .postgres_migrations import migrate, schema_lock
 from .postgres_runlog import PostgresRunLog
 
 CONNECT_TIMEOUT_S = 10
+FRESH_S = 1.0
+"""A connection returned to the pool less than this long ago is handed out unchecked."""
 POOL_MAX_SIZE = 10
 """Connections one process opens at most; its concurrent runs take turns on them."""
 
@@ -80,6 +84,7 @@ class PostgresStorage:
                 # LangGraph's saver on this very connection: its setup() makes its tables
                 # under our lock (two at once would both try to create them).
                 await AsyncPostgresSaver(conn).setup()
+            freshness = _Freshness()
             pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
                 url,
                 min_size=1,
@@ -87,6 +92,8 @@ class PostgresStorage:
                 # What LangGraph's saver requires of its connections; the run log and cache
                 # ask for tuples per cursor and take their transactions explicitly.
                 kwargs={**kwargs, "prepare_threshold": 0, "row_factory": dict_row},
+                check=freshness.check,
+                reset=freshness.returned,
                 open=False,
                 name="orchestrator",
             )
@@ -103,6 +110,24 @@ class PostgresStorage:
             await self._runs.close()
         finally:
             await self._pool.close()
+
+
+class _Freshness:
+    """Checks a connection (one round trip) as the pool hands it out, unless it was in use
+    moments ago: after the server restarts or drops idle connections, a long-lived process
+    (serve) would otherwise fail one operation per stale connection in its pool, while checking
+    every checkout cost a fifth of the throughput of 100 concurrent runs."""
+
+    def __init__(self) -> None:
+        self._returned: WeakKeyDictionary[AsyncConnection[Any], float] = WeakKeyDictionary()
+
+    async def returned(self, conn: AsyncConnection[Any]) -> None:
+        self._returned[conn] = time.monotonic()
+
+    async def check(self, conn: AsyncConnection[Any]) -> None:
+        last = self._returned.get(conn)
+        if last is None or time.monotonic() - last > FRESH_S:
+            await AsyncConnectionPool.check_connection(conn)
 
 
 def _connect_kwargs(url: str, redactor: Redactor) -> dict[str, Any]:
