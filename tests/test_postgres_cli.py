@@ -181,7 +181,8 @@ def test_unreachable_or_bad_database_is_one_line_exit_2_before_any_call(
         (f"mysql://app:{PASSWORD}@127.0.0.1/db", "is not a usable PostgreSQL URL"),
     ]:
         run = ("run", str(tmp_path / "wf.yaml"), "--input", "task")
-        for args in [("runs",)] + [run] * (url == unreachable):
+        serve = ("serve", str(tmp_path / "wf.yaml"), "--port", "0")
+        for args in [("runs",)] + [run, serve] * (url == unreachable):
             done = cli({"ORCHESTRATOR_DATABASE_URL": url}, *args)
             assert done.returncode == 2, done.stderr
             lines = done.stderr.strip().splitlines()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 from typing import Any
@@ -61,6 +62,7 @@ def serve(args: argparse.Namespace) -> int:
         max_body_bytes=args.max_body_bytes,
         resume_interrupted=args.resume_interrupted,
     )
+    asyncio.run(_check_storage())
     _log_to_stderr()
     names = ", ".join(config.workflows)
     print(f"serving {names}", file=sys.stderr, flush=True)
@@ -78,6 +80,15 @@ def serve(args: argparse.Namespace) -> int:
     except SystemExit:  # uvicorn exits when it cannot bind, having said why
         raise UsageError(f"cannot listen on {args.host}:{args.port}") from None
     return 0
+
+
+async def _check_storage() -> None:
+    """Open the storage once before listening: one that cannot be used (a bad state directory,
+    an unreachable database) is one line and exit 2, not a traceback from the app's startup."""
+    from ..storage import open_storage, orchestrator_home
+
+    async with open_storage(orchestrator_home()):
+        pass
 
 
 def _log_to_stderr() -> None:
