@@ -85,7 +85,7 @@ def test_run_runs_resume_show_and_cache_on_postgres(
     assert [(r["run_id"], r["status"]) for r in listed] == [("r1", "failed")]
 
     before = len(openai_env.requests)
-    resumed = cli(pg, "resume", "r1", "--json")
+    resumed = cli(pg, "-vv", "resume", "r1", "--json")  # debug logging: still no password
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(resumed.stdout)["status"] == "completed"
     assert not any(r.is_plan for r in openai_env.requests[before:])
