@@ -2,7 +2,9 @@
 
 Against tests/fakeserver.py; each subproblem's task carries its latency ("[0.4s] step c1"), plan
 and synthesize take PLAN_S and SYNTH_S. (a) five independent subproblems plus a chain s6 -> s7,
-all 0.4 s; (b) a 2 s reasoning subproblem beside a chain c1 -> c2 -> c3 -> c4 of 0.4 s steps.
+all 0.4 s; (b) a 2 s reasoning subproblem beside a chain c1 -> c2 -> c3 -> c4 of 0.4 s steps;
+(c) a uniform plan of eight independent 0.4 s steps; (d) a diamond and fan: d1, then f1..f4,
+then d2 joining them, then g1 and g2, 0.4 s each. The goal is wall ≤ 1.05× the critical path.
 On (b) it also runs the baseline we rejected: LangGraph graph-API supersteps where every solve
 returns Sends for whatever looks ready. Usage: python benchmarks/critical_path.py [--json]
 """
@@ -39,7 +41,7 @@ from tests.fakeserver import FakeOpenAI, Recorded
 
 PLAN_S = SYNTH_S = 0.4
 REPS = 5
-TARGET = 1.2
+TARGET = 1.05
 TASK = "Write a short report"
 WORKFLOW = """
 name: critical-path-bench
@@ -64,6 +66,13 @@ SCENARIOS: dict[str, list[Sub]] = {  # critical path: plan + longest branch + sy
     "b: r1 reason 2 s beside chain c1->c2->c3->c4, 0.4 s each": [
         sub("r1", 2.0, kind="reason"),
         *(sub(f"c{i}", 0.4, deps=(f"c{i - 1}",) if i > 1 else ()) for i in range(1, 5)),
+    ],
+    "c: uniform, u1..u8 independent, 0.4 s each": [sub(f"u{i}", 0.4) for i in range(1, 9)],
+    "d: diamond and fan, d1 -> f1..f4 -> d2 -> g1, g2, 0.4 s each": [
+        sub("d1", 0.4),
+        *(sub(f"f{i}", 0.4, deps=("d1",)) for i in range(1, 5)),
+        sub("d2", 0.4, deps=tuple(f"f{i}" for i in range(1, 5))),
+        *(sub(f"g{i}", 0.4, deps=("d2",)) for i in range(1, 3)),
     ],
 }
 _TAG = re.compile(r"\[(\d+(?:\.\d+)?)s\] step (\S+)")
