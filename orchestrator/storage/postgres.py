@@ -19,18 +19,14 @@ LangGraph's `setup()` under an advisory lock, and the pool is opened after.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 from weakref import WeakKeyDictionary
 
 import psycopg
-from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
     BaseCheckpointSaver,
-    ChannelVersions,
-    Checkpoint,
-    CheckpointMetadata,
-    CheckpointTuple,
 )
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from psycopg import AsyncConnection
@@ -43,6 +39,7 @@ from .postgres_cache import PostgresResponseCache
 from .postgres_errors import Redactor
 from .postgres_migrations import migrate, schema_lock
 from .postgres_runlog import PostgresRunLog
+from .saver import TranslatingSaver
 
 CONNECT_TIMEOUT_S = 10
 FRESH_S = 1.0
@@ -142,49 +139,12 @@ def _connect_kwargs(url: str, redactor: Redactor) -> dict[str, Any]:
     return kwargs
 
 
-class CheckpointSaver(AsyncPostgresSaver):
+class CheckpointSaver(TranslatingSaver, AsyncPostgresSaver):
     """LangGraph's AsyncPostgresSaver, whose environmental failures raise StorageError."""
 
     def __init__(self, pool: AsyncConnectionPool[Any], redactor: Redactor) -> None:
         super().__init__(pool)
         self.redactor = redactor
 
-    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        with self.redactor.translating():
-            return await super().aget_tuple(config)
-
-    async def alist(
-        self,
-        config: RunnableConfig | None,
-        *,
-        filter: dict[str, Any] | None = None,
-        before: RunnableConfig | None = None,
-        limit: int | None = None,
-    ) -> AsyncIterator[CheckpointTuple]:
-        with self.redactor.translating():
-            async for item in super().alist(config, filter=filter, before=before, limit=limit):
-                yield item
-
-    async def aput(
-        self,
-        config: RunnableConfig,
-        checkpoint: Checkpoint,
-        metadata: CheckpointMetadata,
-        new_versions: ChannelVersions,
-    ) -> RunnableConfig:
-        with self.redactor.translating():
-            return await super().aput(config, checkpoint, metadata, new_versions)
-
-    async def aput_writes(
-        self,
-        config: RunnableConfig,
-        writes: Sequence[tuple[str, Any]],
-        task_id: str,
-        task_path: str = "",
-    ) -> None:
-        with self.redactor.translating():
-            await super().aput_writes(config, writes, task_id, task_path)
-
-    async def adelete_thread(self, thread_id: str) -> None:
-        with self.redactor.translating():
-            await super().adelete_thread(thread_id)
+    def _translating(self) -> AbstractContextManager[Any]:
+        return self.redactor.translating()

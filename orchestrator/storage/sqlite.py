@@ -15,24 +15,19 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
-from contextlib import suppress
+from contextlib import AbstractContextManager, suppress
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
-from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
     BaseCheckpointSaver,
-    ChannelVersions,
-    Checkpoint,
-    CheckpointMetadata,
-    CheckpointTuple,
 )
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from .base import ResponseCache, RunLog
 from .diagnose import prepare_home, translating
+from .saver import TranslatingSaver
 from .sqlite_cache import SqliteResponseCache
 from .sqlite_runlog import BUSY_TIMEOUT_S, SqliteRunLog
 
@@ -78,7 +73,7 @@ class SqliteStorage:
                 await self._saver.conn.close()
 
 
-class CheckpointSaver(AsyncSqliteSaver):
+class CheckpointSaver(TranslatingSaver, AsyncSqliteSaver):
     """LangGraph's AsyncSqliteSaver, whose file failures (a full disk) raise StorageError."""
 
     def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
@@ -104,7 +99,10 @@ class CheckpointSaver(AsyncSqliteSaver):
             raise
         return saver
 
-    async def _rollback(self) -> None:
+    def _translating(self) -> AbstractContextManager[Any]:
+        return translating(self.path)
+
+    async def _write_failed(self) -> None:
         # The saver commits only on success: undo a failed write under its lock, or its leftover
         # would be committed with the next coroutine's checkpoint.
         async with self.lock:
@@ -114,55 +112,3 @@ class CheckpointSaver(AsyncSqliteSaver):
     async def setup(self) -> None:
         with translating(self.path):
             await super().setup()
-
-    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        with translating(self.path):
-            return await super().aget_tuple(config)
-
-    async def alist(
-        self,
-        config: RunnableConfig | None,
-        *,
-        filter: dict[str, Any] | None = None,
-        before: RunnableConfig | None = None,
-        limit: int | None = None,
-    ) -> AsyncIterator[CheckpointTuple]:
-        with translating(self.path):
-            async for item in super().alist(config, filter=filter, before=before, limit=limit):
-                yield item
-
-    async def aput(
-        self,
-        config: RunnableConfig,
-        checkpoint: Checkpoint,
-        metadata: CheckpointMetadata,
-        new_versions: ChannelVersions,
-    ) -> RunnableConfig:
-        try:
-            with translating(self.path):
-                return await super().aput(config, checkpoint, metadata, new_versions)
-        except BaseException:
-            await self._rollback()
-            raise
-
-    async def aput_writes(
-        self,
-        config: RunnableConfig,
-        writes: Sequence[tuple[str, Any]],
-        task_id: str,
-        task_path: str = "",
-    ) -> None:
-        try:
-            with translating(self.path):
-                await super().aput_writes(config, writes, task_id, task_path)
-        except BaseException:
-            await self._rollback()
-            raise
-
-    async def adelete_thread(self, thread_id: str) -> None:
-        try:
-            with translating(self.path):
-                await super().adelete_thread(thread_id)
-        except BaseException:
-            await self._rollback()
-            raise
