@@ -4,39 +4,28 @@ A file of its own, apart from the run log: clearing it, deleting it or finding i
 touches run history, and runs that do not cache never open it. aiosqlite runs every statement
 on its worker thread, so the event loop never waits on the disk.
 
-Writes are behind (`put` returns at once; see `ResponseCache.put`): answers waiting to be
-written are kept in memory, where `get` finds them, and are committed in batches by one writer
-task. A write that fails is logged and dropped; the answer is simply not cached. `close` waits
-for the writer, so a process that closes its storage has written everything it cached.
+Writes are behind, as on PostgreSQL (cache_writes.py). `close` waits for the writer, so a
+process that closes its storage has written everything it cached.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import sqlite3
-import time
 from pathlib import Path
 
 import aiosqlite
 
-from ..models.base import TokenUsage
-from .base import CachedAnswer, CacheStats
+from .base import CacheStats
+from .cache_writes import COLUMNS, SELECT_ANSWER, Row, WriteBehindCache
 from .diagnose import translating
 from .migrations import Migration, migrate
 
 BUSY_TIMEOUT_S = 30.0
-log = logging.getLogger(__name__)
 
-_COLUMNS = (
-    "key, content, trace, finish_reason, input_tokens, cached_input_tokens, output_tokens, "
-    "reasoning_tokens, estimated, latency_s, created_at"
-)
-_INSERT = f"insert or replace into responses ({_COLUMNS}) values ({', '.join('?' * 11)})"
-
-_Row = tuple[object, ...]
+_INSERT = f"insert or replace into responses ({COLUMNS}) values ({', '.join('?' * 11)})"
 
 
 async def m001_responses(db: aiosqlite.Connection) -> None:
@@ -63,17 +52,15 @@ async def m001_responses(db: aiosqlite.Connection) -> None:
 MIGRATIONS: list[Migration] = [m001_responses]
 
 
-class SqliteResponseCache:
+class SqliteResponseCache(WriteBehindCache):
     """`ResponseCache` on `path`. Construct it unopened; `close` when done."""
 
     def __init__(self, path: Path) -> None:
+        super().__init__()
         self.path = path
         self._db: aiosqlite.Connection | None = None
         self._opening = asyncio.Lock()
         self._lock = asyncio.Lock()  # one transaction at a time on the shared connection
-        self._pending: dict[str, tuple[CachedAnswer, float]] = {}
-        self._writer: asyncio.Task[None] | None = None
-        self._warned = False
 
     async def _connection(self) -> aiosqlite.Connection:
         async with self._opening:
@@ -98,57 +85,17 @@ class SqliteResponseCache:
     async def check(self) -> None:
         await self._connection()
 
-    async def get(self, key: str) -> CachedAnswer | None:
-        waiting = self._pending.get(key)
-        if waiting is not None:
-            return waiting[0]
+    async def _lookup(self, key: str) -> sqlite3.Row | None:
         db = await self._connection()
         with translating(self.path):
-            rows = list(
-                await db.execute_fetchall(
-                    "select content, trace, finish_reason, input_tokens, cached_input_tokens, "
-                    "output_tokens, reasoning_tokens, estimated, latency_s "
-                    "from responses where key = ?",
-                    (key,),
-                )
-            )
-        if not rows:
-            return None
-        content, trace, finish, i, c, o, r, estimated, latency = rows[0]
-        usage = TokenUsage(i, c, o, r, bool(estimated))
-        return CachedAnswer(content, trace, finish, usage, latency)
+            rows = list(await db.execute_fetchall(SELECT_ANSWER, (key,)))
+        return rows[0] if rows else None
 
-    def put(self, key: str, answer: CachedAnswer) -> None:
-        self._pending[key] = (answer, time.time())
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write())
-
-    async def _write(self) -> None:
-        """Commit pending answers in batches until none are left."""
-        while self._pending:
-            batch = dict(self._pending)
-            try:
-                db = await self._connection()
-                async with self._lock:
-                    with translating(self.path):
-                        await _in_transaction(db, _INSERT, [_row(k, *v) for k, v in batch.items()])
-            except Exception as exc:
-                self._report(exc)
-            for key, entry in batch.items():
-                if self._pending.get(key) is entry:  # not put again while being written
-                    del self._pending[key]
-
-    def _report(self, exc: Exception) -> None:
-        # Once per cache: a full disk would otherwise repeat the same line for every answer.
-        if not self._warned:
-            self._warned = True
-            detail = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
-            log.warning("response cache: answers could not be stored: %s", detail)
-
-    async def _drain(self) -> None:
-        """Wait until every answer put so far is written (or its write has failed)."""
-        while self._writer is not None and not self._writer.done():
-            await asyncio.wait({self._writer})  # its failures are reported by the writer
+    async def _store(self, rows: list[Row]) -> None:
+        db = await self._connection()
+        async with self._lock:
+            with translating(self.path):
+                await _in_transaction(db, _INSERT, rows)
 
     async def stats(self) -> CacheStats:
         await self._drain()
@@ -183,7 +130,7 @@ class SqliteResponseCache:
             self._db = None
 
 
-async def _in_transaction(db: aiosqlite.Connection, sql: str, rows: list[_Row]) -> None:
+async def _in_transaction(db: aiosqlite.Connection, sql: str, rows: list[Row]) -> None:
     # IMMEDIATE: take the file's write lock now (waiting out other processes' writes).
     await db.execute("begin immediate")
     try:
@@ -194,23 +141,6 @@ async def _in_transaction(db: aiosqlite.Connection, sql: str, rows: list[_Row]) 
         with contextlib.suppress(sqlite3.Error):
             await db.execute("rollback")
         raise
-
-
-def _row(key: str, answer: CachedAnswer, created_at: float) -> _Row:
-    u = answer.usage
-    return (
-        key,
-        answer.content,
-        answer.trace,
-        answer.finish_reason,
-        u.input_tokens,
-        u.cached_input_tokens,
-        u.output_tokens,
-        u.reasoning_tokens,
-        int(u.estimated),
-        answer.latency_s,
-        created_at,
-    )
 
 
 def _disk_size(path: Path) -> int:
