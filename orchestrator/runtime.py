@@ -6,7 +6,7 @@ import asyncio
 import os
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from langgraph.graph.state import CompiledStateGraph
 
@@ -27,6 +27,7 @@ from .specload import load_workflow
 from .storage import orchestrator_home
 from .tracing import TracingOption, check_option
 
+T = TypeVar("T")
 
 class Workflow:
     """A workflow spec, ready to run tasks.
@@ -156,12 +157,7 @@ class Workflow:
     ) -> list[TaskResult]:
         """Run many tasks (blocking); see `abatch`."""
         coro = self.abatch(tasks, concurrency=concurrency, budget_usd=budget_usd, out=out)
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(coro)
-        coro.close()
-        raise UsageError("Workflow.batch() was called inside a running event loop; use abatch()")
+        return _blocking(coro, "batch")
 
     async def abatch(
         self,
@@ -214,7 +210,7 @@ class Workflow:
         return await inspect_run(self._setup(), run_id)
 
 
-def _blocking(coro: Coroutine[Any, Any, RunResult], method: str) -> RunResult:
+def _blocking(coro: Coroutine[Any, Any, T], method: str) -> T:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
