@@ -7,14 +7,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
 from ..batch import Batch, BatchReport, BatchTask, TaskResult, parse_tasks
 from ..errors import UsageError
 from ..runtime import Workflow
 from ..specload import load_workflow
 from . import commands
+from .progress import spending_progress
 from .render import drive
 
 SHOWN_ERRORS = 5  # failed tasks named on stderr; the results file has them all
@@ -90,22 +88,10 @@ def _read(source: str, *, strict: bool) -> tuple[list[BatchTask], int]:
 
 
 async def _with_progress(job: Batch) -> BatchReport:
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn(
-            "{task.completed}/{task.total} · {task.fields[failed]} failed · ${task.fields[usd]:.4f}"
-        ),
-        TimeRemainingColumn(),
-    )
-    totals = {"failed": 0, "usd": 0.0}
-    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
-        bar = progress.add_task("batch", total=len(job.pending()), failed=0, usd=0.0)
+    with spending_progress("batch", len(job.pending())) as advance:
 
         def seen(done: TaskResult) -> None:
-            totals["failed"] += done.status != "completed"
-            totals["usd"] += done.cost_usd
-            progress.update(bar, advance=1, failed=totals["failed"], usd=totals["usd"])
+            advance(done.status != "completed", done.cost_usd)
 
         return await job.run(seen)
 

@@ -11,8 +11,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from ..errors import UsageError
@@ -25,6 +23,7 @@ from ..eval.vectors import Embedded, embed_inputs, feature_profile
 from ..policies.router import load_router, save_router
 from ..spec import WorkflowSpec
 from ..specload import load_workflow
+from .progress import spending_progress
 from .render import drive
 from .view import add_row, wide_console
 
@@ -126,23 +125,10 @@ def _write_meta(out: Path, spec: WorkflowSpec, dataset: Path, options: EvalOptio
 
 
 async def _run_with_progress(evaluation: Evaluation) -> None:
-    jobs = len(evaluation.pending())
-    spent = {"usd": 0.0, "failed": 0}
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn(
-            "{task.completed}/{task.total} · {task.fields[failed]} failed · ${task.fields[usd]:.4f}"
-        ),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
-        task = progress.add_task("evaluating", total=jobs, failed=0, usd=0.0)
+    with spending_progress("evaluating", len(evaluation.pending())) as advance:
 
         def seen(record: SampleRecord) -> None:
-            spent["usd"] += record.cost_usd + record.judge_cost_usd
-            spent["failed"] += record.error is not None
-            progress.update(task, advance=1, failed=spent["failed"], usd=spent["usd"])
+            advance(record.error is not None, record.cost_usd + record.judge_cost_usd)
 
         await evaluation.run(seen)
 
