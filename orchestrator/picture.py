@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from itertools import pairwise
-from xml.sax.saxutils import escape, quoteattr
+from xml.sax.saxutils import escape
 
 from .layered import (
     FONT_SIZE,
@@ -24,6 +24,8 @@ from .layered import (
     layout,
     place,
 )
+from .svgtag import num as _n
+from .svgtag import tag as _tag
 
 __all__ = ["Box", "PicEdge", "PicNode", "layout", "render_svg"]
 
@@ -231,19 +233,6 @@ def _document(canvas: _Canvas, nodes: Sequence[PicNode], boxes: dict[str, Box], 
         "</svg>",
     ]
     return "\n".join(parts) + "\n"
-
-
-def _n(v: float) -> str:
-    return f"{round(v, 1):g}"
-
-
-def _tag(name: str, body: str | None = None, /, **attrs: str | float) -> str:
-    """An element; attribute names take "-" for "_" (a trailing "_" dropped), values escaped."""
-    text = "".join(
-        f" {k.rstrip('_').replace('_', '-')}={quoteattr(v if isinstance(v, str) else _n(v))}"
-        for k, v in attrs.items()
-    )
-    return f"<{name}{text}/>" if body is None else f"<{name}{text}>{body}</{name}>"
 
 
 def _centre(box: Box) -> float:

@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from xml.sax.saxutils import escape, quoteattr
+from xml.sax.saxutils import escape
 
+from ..svgtag import Attr
+from ..svgtag import num as _n
+from ..svgtag import tag as _tag
 from .metrics import GENERATE, REASON, pareto
 
 __all__ = ["frontier_svg", "usd_tick"]
@@ -27,7 +30,6 @@ INK, GRID, FRONTIER, POLICY = "#1e293b", "#e2e8f0", "#c2410c", "#3b82f6"
 BASELINE_COLOURS = ("#22c55e", "#8b5cf6", "#64748b")  # generate, reason, any other
 
 _Point = tuple[float, float]
-_Attr = str | float
 _Box = tuple[float, float, float, float]  # x, y, width, height
 
 
@@ -94,7 +96,7 @@ def frontier_svg(
         *_legend(axes),
     ]
     if title:
-        look: dict[str, _Attr] = {"font_size": 14, "font_weight": "bold"}
+        look: dict[str, Attr] = {"font_size": 14, "font_weight": "bold"}
         parts.append(_tag("text", escape(title), class_="title", x=WIDTH / 2, y=24, **look))
     return "\n".join([*parts, "</svg>"]) + "\n"
 
@@ -110,9 +112,9 @@ def _grid(axes: _Axes) -> list[str]:
     for percent in range(0, 101, 20):
         y = axes.y(percent / 100)
         out.append(_tag("line", x1=axes.x0, y1=y, x2=axes.x1, y2=y, stroke=GRID))
-        where: dict[str, _Attr] = {"text_anchor": "end", "x": axes.x0 - 8, "y": y + 4}
+        where: dict[str, Attr] = {"text_anchor": "end", "x": axes.x0 - 8, "y": y + 4}
         out.append(_tag("text", f"{percent} %", class_="tick y", **where))
-    size: dict[str, _Attr] = {"width": axes.x1 - axes.x0, "height": axes.y0 - axes.y1}
+    size: dict[str, Attr] = {"width": axes.x1 - axes.x0, "height": axes.y0 - axes.y1}
     out.append(_tag("rect", x=axes.x0, y=axes.y1, fill="none", stroke="#94a3b8", **size))
     label = "cost per item (USD, log scale)"
     if axes.floor is not None:
@@ -131,7 +133,7 @@ def _frontier_line(axes: _Axes, points: Mapping[str, _Point], front: set[str]) -
         f"{'L' if i else 'M'}{_n(axes.x(cost))},{_n(axes.y(quality))}"
         for i, (cost, quality, _) in enumerate(ordered)
     )
-    look: dict[str, _Attr] = {
+    look: dict[str, Attr] = {
         "fill": "none",
         "stroke": FRONTIER,
         "stroke_width": 1.5,
@@ -171,11 +173,11 @@ def _label(name: str, x: float, y: float, taken: list[_Box]) -> str:
             taken.append(box)
             break
     dx, dy = chosen
-    look: dict[str, _Attr] = {"font_size": LABEL_SIZE, "text_anchor": "start" if dx > 0 else "end"}
+    look: dict[str, Attr] = {"font_size": LABEL_SIZE, "text_anchor": "start" if dx > 0 else "end"}
     text = _tag("text", escape(name), x=x + dx, y=y + dy + 4, **look)
     if abs(dy) <= 17:
         return text
-    leader: dict[str, _Attr] = {"stroke": "#94a3b8", "stroke_width": 0.8}
+    leader: dict[str, Attr] = {"stroke": "#94a3b8", "stroke_width": 0.8}
     return _tag("line", x1=x, y1=y, x2=x + dx - 2, y2=y + dy, **leader) + text
 
 
@@ -197,10 +199,10 @@ def _point(
         shape = _tag("circle", cx=x, cy=y, r=5, fill=POLICY)
         kind = "policy"
     if on_front:
-        ring: dict[str, _Attr] = {"fill": "none", "stroke": FRONTIER, "stroke_width": 1.5}
+        ring: dict[str, Attr] = {"fill": "none", "stroke": FRONTIER, "stroke_width": 1.5}
         shape += _tag("circle", cx=x, cy=y, r=9, **ring)
     tip = _tag("title", escape(f"{name}: ${cost:.6g} per item, {quality * 100:.1f} %"))
-    data: dict[str, _Attr] = {
+    data: dict[str, Attr] = {
         "data_name": name,
         "data_cost": f"{cost:.6g}",
         "data_quality": f"{quality:.6g}",
@@ -217,7 +219,7 @@ def _overlap(a: _Box, b: _Box) -> bool:
 def _legend(axes: _Axes) -> list[str]:
     y, x = axes.y0 + 62, axes.x0
     generate, reason = BASELINE_COLOURS[:2]
-    dash: dict[str, _Attr] = {"stroke": FRONTIER, "stroke_width": 1.5, "stroke_dasharray": "6 4"}
+    dash: dict[str, Attr] = {"stroke": FRONTIER, "stroke_width": 1.5, "stroke_dasharray": "6 4"}
     marks = [
         _tag("rect", x=x, y=y - 9, width=10, height=10, fill=generate),
         _tag("rect", x=x + 110, y=y - 9, width=10, height=10, fill=reason),
@@ -225,19 +227,6 @@ def _legend(axes: _Axes) -> list[str]:
         _tag("line", x1=x + 290, y1=y - 4, x2=x + 316, y2=y - 4, **dash),
     ]
     words = ((16, GENERATE), (126, REASON), (236, "policy"), (322, "Pareto frontier"))
-    look: dict[str, _Attr] = {"font_size": LABEL_SIZE, "text_anchor": "start", "y": y}
+    look: dict[str, Attr] = {"font_size": LABEL_SIZE, "text_anchor": "start", "y": y}
     texts = [_tag("text", escape(word), x=x + dx, **look) for dx, word in words]
     return [_tag("g", "".join(marks + texts), class_="legend")]
-
-
-def _n(v: float) -> str:
-    return f"{round(v, 1):g}"
-
-
-def _tag(name: str, body: str | None = None, /, **attrs: _Attr) -> str:
-    """An element; attribute names take "-" for "_" (a trailing "_" dropped), values escaped."""
-    text = "".join(
-        f" {k.rstrip('_').replace('_', '-')}={quoteattr(v if isinstance(v, str) else _n(v))}"
-        for k, v in attrs.items()
-    )
-    return f"<{name}{text}/>" if body is None else f"<{name}{text}>{body}</{name}>"

@@ -9,8 +9,10 @@ written at its right. As with orchestrator.picture, the output depends only on t
 from __future__ import annotations
 
 import math
-from xml.sax.saxutils import escape, quoteattr
+from xml.sax.saxutils import escape
 
+from ..svgtag import Attr
+from ..svgtag import tag as _tag
 from .timeline import Timeline, TimelineBar
 
 __all__ = ["PALETTE", "profile_colours", "timeline_svg"]
@@ -19,8 +21,6 @@ PALETTE = ("#8b5cf6", "#22c55e", "#3b82f6", "#f97316", "#14b8a6", "#db2777", "#c
 LABEL_W, PLOT_W, COST_W, ROW_H, TOP, FOOT = 230, 560, 90, 22, 56, 56
 INK, GRID, CRITICAL, FAILED = "#1e293b", "#e2e8f0", "#c2410c", "#dc2626"
 FONT_SIZE = 11
-
-_Attr = str | float
 
 
 def profile_colours(timeline: Timeline) -> dict[str, str]:
@@ -102,10 +102,10 @@ def _bar(row: int, bar: TimelineBar, scale: float, colours: dict[str, str]) -> s
     )
     if bar.wait_s > 0:  # the wait before the next attempt, dotted
         y, end = top + ROW_H / 2, x + width + bar.wait_s * scale
-        dots: dict[str, _Attr] = {"stroke": FAILED, "stroke_dasharray": "2 3"}
+        dots: dict[str, Attr] = {"stroke": FAILED, "stroke_dasharray": "2 3"}
         shape += _tag("line", class_="wait", x1=x + width, y1=y, x2=end, y2=y, **dots)
     tip = _tag("title", escape(_tip(bar)))
-    data: dict[str, _Attr] = {
+    data: dict[str, Attr] = {
         "data_id": bar.id, "data_type": bar.type, "data_profile": bar.profile,
         "data_start": f"{bar.start_s:.4f}", "data_end": f"{bar.end_s:.4f}",
         "data_cost": f"{bar.cost_usd:.8f}", "data_critical": str(bar.critical).lower(),
@@ -113,10 +113,10 @@ def _bar(row: int, bar: TimelineBar, scale: float, colours: dict[str, str]) -> s
     return _tag("g", tip + text + shape + cost, class_=f"bar {bar.type}", **data)
 
 
-def _look(bar: TimelineBar, colour: str) -> tuple[float, dict[str, _Attr]]:
+def _look(bar: TimelineBar, colour: str) -> tuple[float, dict[str, Attr]]:
     """How far the bar sits inside its row, and its fill and outline."""
     if bar.type == "attempt":
-        look: dict[str, _Attr] = {"fill": "url(#failed)", "stroke": FAILED, "stroke_width": 1}
+        look: dict[str, Attr] = {"fill": "url(#failed)", "stroke": FAILED, "stroke_width": 1}
         inset = 6.0
     elif bar.type == "call":
         look, inset = {"fill": colour, "fill_opacity": 0.75}, 6.0
@@ -163,16 +163,3 @@ def _legend(colours: dict[str, str], height: float) -> str:
     out.append(_tag("rect", x=x, y=y - 9, width=12, height=10, fill="none", stroke=CRITICAL))
     out.append(_tag("text", escape("★ critical path"), x=x + 16, y=y))
     return _tag("g", "".join(out), class_="legend")
-
-
-def _n(v: float) -> str:
-    return f"{round(v, 1):g}"
-
-
-def _tag(name: str, body: str | None = None, /, **attrs: _Attr) -> str:
-    """An element; attribute names take "-" for "_" (a trailing "_" dropped), values escaped."""
-    text = "".join(
-        f" {k.rstrip('_').replace('_', '-')}={quoteattr(v if isinstance(v, str) else _n(v))}"
-        for k, v in attrs.items()
-    )
-    return f"<{name}{text}/>" if body is None else f"<{name}{text}>{body}</{name}>"
