@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool
 
 from .base import CacheStats
 from .cache_writes import COLUMNS, SELECT_ANSWER, Row, WriteBehindCache
 from .postgres_errors import Redactor
+from .postgres_runlog import fetch_all, pg
 
 _UPSERT = (
     f"insert into responses ({COLUMNS}) values ({', '.join(['%s'] * 11)}) "
@@ -29,11 +29,7 @@ class PostgresResponseCache(WriteBehindCache):
         self._redactor = redactor
 
     async def _fetch(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
-        with self._redactor.translating():
-            async with self._pool.connection() as conn:
-                cursor = conn.cursor(row_factory=tuple_row)
-                await cursor.execute(sql, args)
-                return await cursor.fetchall()
+        return await fetch_all(self._pool, self._redactor, sql, args)
 
     async def check(self) -> None:
         # The table was made (and the server reached) when the storage opened; this round trip
@@ -41,7 +37,7 @@ class PostgresResponseCache(WriteBehindCache):
         await self._fetch("select 1 from responses limit 1")
 
     async def _lookup(self, key: str) -> tuple[Any, ...] | None:
-        rows = await self._fetch(SELECT_ANSWER.replace("?", "%s"), (key,))
+        rows = await self._fetch(pg(SELECT_ANSWER), (key,))
         return rows[0] if rows else None
 
     async def _store(self, rows: list[Row]) -> None:

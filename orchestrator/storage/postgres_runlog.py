@@ -29,9 +29,20 @@ from .sql_runlog import SqlRunLog
 
 
 @functools.cache
-def _pg(sql: str) -> str:
+def pg(sql: str) -> str:
     """SQLite's `?` placeholders as psycopg's `%s` (the shared statements have no literal ?)."""
     return sql.replace("?", "%s")
+
+
+async def fetch_all(
+    pool: AsyncConnectionPool[Any], redactor: Redactor, sql: str, args: tuple[object, ...] = ()
+) -> list[TupleRow]:
+    """The rows of one query, on a connection from `pool`; failures as StorageError."""
+    with redactor.translating():
+        async with pool.connection() as conn:
+            cursor = conn.cursor(row_factory=tuple_row)
+            await cursor.execute(sql, args)
+            return await cursor.fetchall()
 
 
 class PostgresRunLog(SqlRunLog):
@@ -52,7 +63,7 @@ class PostgresRunLog(SqlRunLog):
         await self._wait_for_writes()
 
     def _sql(self, statement: str) -> str:
-        return _pg(statement)
+        return pg(statement)
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncCursor[TupleRow]]:
@@ -61,11 +72,7 @@ class PostgresRunLog(SqlRunLog):
                 yield conn.cursor(row_factory=tuple_row)
 
     async def _read(self, sql: str, args: tuple[object, ...]) -> list[TupleRow]:
-        with self._redactor.translating():
-            async with self._pool.connection() as conn:
-                cursor = conn.cursor(row_factory=tuple_row)
-                await cursor.execute(sql, args)
-                return await cursor.fetchall()
+        return await fetch_all(self._pool, self._redactor, sql, args)
 
     async def acquire_lease(self, run_id: str, owner: str, ttl_s: float) -> LeaseHolder | None:
         async with self._transaction() as cur:
