@@ -273,11 +273,15 @@ class Batch:
 
 
 async def prior(storage: Storage, run_id: str) -> tuple[RunRow | None, float]:
-    """An earlier attempt at `run_id` (its run-log row), and what it cost."""
+    """An earlier attempt at `run_id` that can be continued (its run-log row), and what the
+    earlier attempts cost. One stopped before its first checkpoint (killed during the plan
+    call) has nothing to continue from: no row, so it starts again."""
     row = await storage.runs.get_run(run_id)
     if row is None:
         return None, 0.0
-    return row, sum(c.cost_usd for c in await storage.runs.calls(run_id))
+    paid = sum(c.cost_usd for c in await storage.runs.calls(run_id))
+    checkpoint = await storage.checkpointer.aget_tuple({"configurable": {"thread_id": run_id}})
+    return (row if checkpoint is not None else None), paid
 
 
 async def drive(

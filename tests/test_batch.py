@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from orchestrator import Message, ModelError, RequestParams, UsageError, Workflow, parse_workflow
-from orchestrator.batch import BatchTask, parse_tasks, read_results
+from orchestrator.batch import BatchTask, parse_tasks, read_results, run_id_for
+from orchestrator.storage import open_storage
 from orchestrator.testing import FunctionModel
 
 SPEC = parse_workflow(
@@ -167,3 +168,15 @@ def test_batch_refuses_bad_settings(tmp_path: Path) -> None:
 def test_blocking_batch_outside_a_loop(tmp_path: Path) -> None:
     results: list[Any] = workflow(tmp_path, Script()).batch(["task alpha", "task beta"])
     assert [r.status for r in results] == ["completed", "completed"]
+
+
+async def test_a_task_stopped_before_its_first_checkpoint_starts_again(tmp_path: Path) -> None:
+    """Killed during its plan call, a run has a run-log row but nothing to resume from."""
+    out = tmp_path / "results.jsonl"
+    task = BatchTask("alpha", "task alpha")
+    async with open_storage(tmp_path / "home") as storage:
+        await storage.runs.start_run(run_id_for(out, task, ""), "batchy", None, task.input)
+    script = Script()
+    (result,) = await workflow(tmp_path, script).abatch([task], out=out)
+    assert result.status == "completed", result.error
+    assert script.calls[("alpha", "plan")] == 1

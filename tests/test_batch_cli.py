@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from tests.clirun import run_cli
-from tests.fakeserver import FakeOpenAI
-from tests.test_cli import PLAN, SECRET, THINKER, WRITER, script, write_workflow
+from tests.fakeserver import FakeOpenAI, Recorded
+from tests.test_cli import ANSWERS, PLAN, SECRET, THINKER, WRITER, script, write_workflow
 
 TASKS = [f"Plan offsite number {n}." for n in range(1, 5)]
 
@@ -47,8 +47,21 @@ def lines(path: Path) -> list[dict[str, Any]]:
 
 
 def task_of(body: dict[str, Any]) -> str | None:
-    text = json.dumps(body["messages"])
+    text = json.dumps(body.get("messages"))  # none in a request torn by a SIGKILL
     return next((t for t in TASKS if t in text), None)
+
+
+def step_of(body: dict[str, Any]) -> str | None:
+    """Which subproblem a request solves (its TASK_ keyword), None for the plan and answer."""
+    users = [m for m in body["messages"] if m["role"] == "user"]
+    text = str(users[-1]["content"]) if users else ""
+    keys = [k for k in ANSWERS if k in text]
+    return keys[0] if len(keys) == 1 and "response_format" not in body else None
+
+
+def call_of(request: Recorded) -> str:
+    """plan, a subproblem's TASK_ keyword, or answer."""
+    return "plan" if request.is_plan else step_of(request.body) or "answer"
 
 
 def test_a_batch_writes_a_line_per_task_and_a_rerun_makes_no_request(
@@ -118,6 +131,11 @@ def test_a_killed_batch_resumes_without_paying_for_finished_work_again(
     finally:
         if proc.poll() is None:
             proc.kill()
+    # A request the kill cut off mid-send reaches the server empty: that is the kill, not
+    # something orchestrator sent; anything else the schema check found still fails the test.
+    torn = "request body is not a JSON object: b''"
+    assert set(fake.schema_errors) <= {torn}, fake.schema_errors
+    fake.clear_schema_errors()
     finished = {r["id"] for r in lines(out)}
     assert 1 <= len(finished) < len(TASKS)
     before = Counter(task_of(r.body) for r in fake.requests)
@@ -130,8 +148,11 @@ def test_a_killed_batch_resumes_without_paying_for_finished_work_again(
     after = Counter(task_of(r.body) for r in fake.requests) - before
     done_tasks = {TASKS[int(i.split("-")[1]) - 1] for i in finished}
     assert not any(after[t] for t in done_tasks)  # a finished task is never paid again
-    # Each unfinished task resumes from its checkpoint: at most its 5 calls, and together
-    # fewer than starting them over whenever any of their steps had finished.
+    # Each unfinished task resumes from its checkpoint: at most its 5 calls again, and only a
+    # call that was in flight at the kill is made twice. s1 and s2 run side by side, so up to
+    # two of a task's calls can have been in flight: each step asked at most twice, and at
+    # most two extra calls per task.
     assert all(after[t] <= 5 for t in TASKS)
-    resumed = [t for t in TASKS if t not in done_tasks]
-    assert sum(before[t] + after[t] for t in resumed) <= 5 * len(resumed) + len(resumed)
+    for t in (t for t in TASKS if t not in done_tasks):
+        asked = Counter(call_of(r) for r in fake.requests if task_of(r.body) == t)
+        assert max(asked.values()) <= 2 and 5 <= sum(asked.values()) <= 5 + 2, asked

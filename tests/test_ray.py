@@ -16,8 +16,8 @@ import pytest
 
 from tests.clirun import run_cli
 from tests.fakeserver import FakeOpenAI, Reply
-from tests.test_batch_cli import env, lines, scripted, task_of
-from tests.test_cli import ANSWERS, script, write_workflow
+from tests.test_batch_cli import env, lines, scripted, step_of, task_of
+from tests.test_cli import script, write_workflow
 
 pytestmark = pytest.mark.slow
 TASKS = [f"Plan offsite number {n}." for n in range(1, 5)]
@@ -51,14 +51,6 @@ def ray_task_pids() -> list[int]:
 @pytest.fixture
 def fake(fake_openai: FakeOpenAI) -> FakeOpenAI:
     return scripted(fake_openai)
-
-
-def step_of(body: dict[str, Any]) -> str | None:
-    """Which subproblem a request solves (its TASK_ keyword), None for the plan and answer."""
-    users = [m for m in body["messages"] if m["role"] == "user"]
-    text = str(users[-1]["content"]) if users else ""
-    keys = [k for k in ANSWERS if k in text]
-    return keys[0] if len(keys) == 1 and "response_format" not in body else None
 
 
 def comparable(path: Path) -> dict[str, tuple[str, str, float]]:
