@@ -8,16 +8,12 @@ violated, SQL misspelled) are left as they are: hiding them behind "check your d
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import os
 import sqlite3
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-import aiosqlite
 
 from ..errors import StorageError
 
@@ -135,22 +131,3 @@ def _file_ancestor(path: Path) -> Path:
         if parent.exists() and not parent.is_dir():
             return parent
     return path.parent
-
-
-async def use_wal(db: aiosqlite.Connection, path: Path, patience_s: float) -> None:
-    """Put the file in WAL mode, waiting out another connection doing the same.
-
-    Switching a new file to WAL takes an exclusive lock without going through SQLite's busy
-    handler: two first opens at once (threads of one process, or two processes) would make
-    one fail at once with "database is locked". Once the file is in WAL, asking again is free.
-    """
-    deadline = time.monotonic() + patience_s
-    while True:
-        try:
-            await db.execute("pragma journal_mode = wal")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                with translating(path):
-                    raise
-            await asyncio.sleep(0.02)  # the other opener holds the lock for milliseconds

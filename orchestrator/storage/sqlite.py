@@ -26,7 +26,7 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from .base import ResponseCache, RunLog
-from .diagnose import prepare_home, translating, use_wal
+from .diagnose import prepare_home, translating
 from .saver import TranslatingSaver
 from .sqlite_cache import SqliteResponseCache
 from .sqlite_runlog import BUSY_TIMEOUT_S, SqliteRunLog
@@ -86,9 +86,6 @@ class CheckpointSaver(TranslatingSaver, AsyncSqliteSaver):
             conn = await aiosqlite.connect(path, timeout=BUSY_TIMEOUT_S)
         saver = cls(conn, path)
         try:
-            # Before setup(), whose own switch to WAL would fail at once if another opener of
-            # a new file holds the lock.
-            await use_wal(conn, path, BUSY_TIMEOUT_S)
             # Creating the tables now reads the schema: a file that is not a database is
             # reported here, before a run starts, not at its first checkpoint.
             await saver.setup()

@@ -20,7 +20,7 @@ import aiosqlite
 
 from .base import CacheStats
 from .cache_writes import COLUMNS, SELECT_ANSWER, Row, WriteBehindCache
-from .diagnose import translating, use_wal
+from .diagnose import translating
 from .migrations import Migration, migrate
 
 BUSY_TIMEOUT_S = 30.0
@@ -74,7 +74,7 @@ class SqliteResponseCache(WriteBehindCache):
             db = await aiosqlite.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         try:
             with translating(self.path):
-                await use_wal(db, self.path, BUSY_TIMEOUT_S)
+                await db.execute("pragma journal_mode = wal")
                 await db.execute("pragma synchronous = normal")
                 await migrate(db, MIGRATIONS)
         except BaseException:

@@ -25,7 +25,7 @@ from typing import Any
 import aiosqlite
 
 from .base import LeaseHolder
-from .diagnose import translating, use_wal
+from .diagnose import translating
 from .liveness import HOST, lease_is_free
 from .migrations import migrate
 from .sql_runlog import SqlRunLog
@@ -52,7 +52,7 @@ class SqliteRunLog(SqlRunLog):
             db = await aiosqlite.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         try:
             with translating(path):
-                await use_wal(db, path, BUSY_TIMEOUT_S)
+                await db.execute("pragma journal_mode = wal")
                 await db.execute("pragma synchronous = normal")
                 await migrate(db)
         except BaseException:
