@@ -10,6 +10,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, closing, contextmanager
 from pathlib import Path
@@ -609,3 +610,37 @@ async def test_a_write_cancelled_while_it_begins_leaves_no_transaction_open(
             await storage.runs.finish_run("r1", "completed", None)  # must not fail
         row = await storage.runs.get_run("r1")
         assert row is not None and row.status == "completed"
+
+
+def test_first_opens_of_a_new_home_from_many_threads_at_once_all_succeed(tmp_path: Path) -> None:
+    """Switching a new file to WAL takes its lock outside SQLite's busy handler: threads (each
+    with its own event loop, as LangChain's Runnable.batch runs) opening one new home at once
+    failed now and then with "database is locked". Rounds of 6 at once make a miss likely."""
+    from orchestrator.storage.sqlite import SqliteStorage
+
+    async def open_and_use(home: Path) -> None:
+        storage = await SqliteStorage.open(home)
+        try:
+            await storage.runs.start_run(f"r-{threading.get_ident()}", "wf", None, "task")
+            await storage.cache.stats()
+        finally:
+            await storage.close()
+
+    def opener(home: Path, start: threading.Barrier, errors: list[BaseException]) -> None:
+        try:
+            start.wait()
+            asyncio.run(open_and_use(home))
+        except BaseException as exc:  # reported below, with the round
+            errors.append(exc)
+
+    for round_ in range(60):
+        home, errors = tmp_path / f"home{round_}", []
+        start = threading.Barrier(6)
+        threads = [threading.Thread(target=opener, args=(home, start, errors)) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == [], f"round {round_}: {errors[0]!r}"
+        with closing(sqlite3.connect(home / "runs.sqlite")) as db:
+            assert db.execute("select count(*) from runs").fetchone() == (6,)

@@ -8,12 +8,16 @@ violated, SQL misspelled) are left as they are: hiding them behind "check your d
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import os
 import sqlite3
-from collections.abc import Iterator
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import aiosqlite
 
 from ..errors import StorageError
 
@@ -131,3 +135,34 @@ def _file_ancestor(path: Path) -> Path:
         if parent.exists() and not parent.is_dir():
             return parent
     return path.parent
+
+
+async def waiting_out_locks(
+    path: Path, patience_s: float, attempt: Callable[[], Awaitable[object]]
+) -> None:
+    """Run `attempt` (a switch to WAL), again while another connection holds the file's lock.
+
+    Switching a new file to WAL takes an exclusive lock without going through SQLite's busy
+    handler: two first opens at once (threads of one process, or two processes) would make one
+    fail at once with "database is locked". Once the file is in WAL, asking again is free.
+    Any other failure (a file that is not a database, a full disk) is translated as usual.
+    """
+    deadline = time.monotonic() + patience_s
+    with translating(path):
+        while True:
+            try:
+                await attempt()
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(0.02)  # the other opener holds the lock for milliseconds
+
+
+async def use_wal(db: aiosqlite.Connection, path: Path, patience_s: float) -> None:
+    """Put the file in WAL mode, waiting out another opener doing the same."""
+
+    async def switch() -> None:
+        await db.execute("pragma journal_mode = wal")
+
+    await waiting_out_locks(path, patience_s, switch)

@@ -26,7 +26,7 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from .base import ResponseCache, RunLog
-from .diagnose import prepare_home, translating
+from .diagnose import prepare_home, translating, waiting_out_locks
 from .saver import TranslatingSaver
 from .sqlite_cache import SqliteResponseCache
 from .sqlite_runlog import BUSY_TIMEOUT_S, SqliteRunLog
@@ -110,5 +110,5 @@ class CheckpointSaver(TranslatingSaver, AsyncSqliteSaver):
                 await self.conn.rollback()  # a no-op outside a transaction
 
     async def setup(self) -> None:
-        with translating(self.path):
-            await super().setup()
+        # setup() switches the file to WAL first: wait out another opener of a new file.
+        await waiting_out_locks(self.path, BUSY_TIMEOUT_S, super().setup)

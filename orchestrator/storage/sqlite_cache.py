@@ -20,7 +20,7 @@ import aiosqlite
 
 from .base import CacheStats
 from .cache_writes import COLUMNS, SELECT_ANSWER, Row, WriteBehindCache
-from .diagnose import translating
+from .diagnose import translating, use_wal
 from .migrations import Migration, migrate
 
 BUSY_TIMEOUT_S = 30.0
@@ -73,8 +73,8 @@ class SqliteResponseCache(WriteBehindCache):
             # isolation_level=None: no implicit BEGINs, every transaction here is explicit.
             db = await aiosqlite.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         try:
+            await use_wal(db, self.path, BUSY_TIMEOUT_S)
             with translating(self.path):
-                await db.execute("pragma journal_mode = wal")
                 await db.execute("pragma synchronous = normal")
                 await migrate(db, MIGRATIONS)
         except BaseException:

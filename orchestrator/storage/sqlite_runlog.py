@@ -25,7 +25,7 @@ from typing import Any
 import aiosqlite
 
 from .base import LeaseHolder
-from .diagnose import translating
+from .diagnose import translating, use_wal
 from .liveness import HOST, lease_is_free
 from .migrations import migrate
 from .sql_runlog import SqlRunLog
@@ -51,8 +51,8 @@ class SqliteRunLog(SqlRunLog):
             # isolation_level=None: no implicit BEGINs, every transaction here is explicit.
             db = await aiosqlite.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         try:
+            await use_wal(db, path, BUSY_TIMEOUT_S)
             with translating(path):
-                await db.execute("pragma journal_mode = wal")
                 await db.execute("pragma synchronous = normal")
                 await migrate(db)
         except BaseException:
