@@ -29,6 +29,7 @@ from .tracing import TracingOption, check_option
 
 T = TypeVar("T")
 
+
 class Workflow:
     """A workflow spec, ready to run tasks.
 

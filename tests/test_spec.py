@@ -216,8 +216,7 @@ def test_unknown_key_with_suggestion_and_line() -> None:
 def test_unknown_key_without_close_match_lists_allowed_keys() -> None:
     err = error(MINIMAL + "zzz: 1\n")
     allowed = (
-        "(allowed: name, description, models, roles, limits, graph, allow_python, policy, "
-        "policies)"
+        "(allowed: name, description, models, roles, limits, graph, allow_python, policy, policies)"
     )
     assert err.path == ("zzz",) and allowed in str(err)
 
