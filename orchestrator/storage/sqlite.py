@@ -23,12 +23,12 @@ import aiosqlite
 from langgraph.checkpoint.base import (
     BaseCheckpointSaver,
 )
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from .base import ResponseCache, RunLog
 from .diagnose import prepare_home, translating, waiting_out_locks
 from .saver import TranslatingSaver
 from .sqlite_cache import SqliteResponseCache
+from .sqlite_group import GroupCommitSqliteSaver
 from .sqlite_runlog import BUSY_TIMEOUT_S, SqliteRunLog
 
 CHECKPOINTS_FILE = "checkpoints.sqlite"
@@ -70,11 +70,13 @@ class SqliteStorage:
             try:
                 await self._runs.close()
             finally:
+                await self._saver.drain()
                 await self._saver.conn.close()
 
 
-class CheckpointSaver(TranslatingSaver, AsyncSqliteSaver):
-    """LangGraph's AsyncSqliteSaver, whose file failures (a full disk) raise StorageError."""
+class CheckpointSaver(TranslatingSaver, GroupCommitSqliteSaver):
+    """LangGraph's AsyncSqliteSaver, group-committed (sqlite_group.py); a file failure (a full
+    disk) raises StorageError."""
 
     def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
         super().__init__(conn)

@@ -1,0 +1,120 @@
+"""The SQLite checkpointer's group commit: writes waiting together share one transaction, each
+writer returns once its own rows are committed, order is kept, and a failed commit fails exactly
+the writes that were in it."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import empty_checkpoint
+
+from orchestrator.storage.sqlite import CHECKPOINTS_FILE, CheckpointSaver
+
+
+def config(thread: str, checkpoint_id: str = "c0") -> RunnableConfig:
+    return {
+        "configurable": {"thread_id": thread, "checkpoint_ns": "", "checkpoint_id": checkpoint_id}
+    }
+
+
+async def open_counting(path: Path) -> tuple[CheckpointSaver, list[int]]:
+    """A saver whose commits are counted."""
+    saver = await CheckpointSaver.open(path)
+    commits: list[int] = []
+    commit = saver.conn.commit
+
+    async def counted() -> None:
+        commits.append(1)
+        await commit()
+
+    saver.conn.commit = counted  # type: ignore[method-assign]
+    return saver, commits
+
+
+def rows(path: Path, sql: str) -> list[tuple[Any, ...]]:
+    with closing(sqlite3.connect(path)) as db:
+        return db.execute(sql).fetchall()
+
+
+async def test_writes_waiting_together_share_commits_and_all_land(tmp_path: Path) -> None:
+    path = tmp_path / CHECKPOINTS_FILE
+    saver, commits = await open_counting(path)
+    try:
+        await asyncio.gather(
+            *(saver.aput_writes(config(f"t{i}"), [("x", i), ("y", -i)], "task") for i in range(50)),
+            *(saver.aput(config(f"t{i}"), empty_checkpoint(), {}, {}) for i in range(50)),
+        )
+        assert len(commits) < 10  # 100 writes, each of which LangGraph commits on its own
+        for i in (0, 17, 49):
+            state = await saver.aget_tuple({"configurable": {"thread_id": f"t{i}"}})
+            assert state is not None and state.parent_config == config(f"t{i}")
+    finally:
+        await saver.drain()
+        await saver.conn.close()
+    assert rows(path, "select count(*) from writes") == [(100,)]
+    assert rows(path, "select count(*) from checkpoints") == [(50,)]
+    got = rows(path, "select thread_id, idx, channel from writes where thread_id = 't7' order by 2")
+    assert got == [("t7", 0, "x"), ("t7", 1, "y")]
+
+
+async def test_writes_to_one_key_in_one_commit_keep_their_order(tmp_path: Path) -> None:
+    # An error write (a special channel: replaced) after a first one, in the same transaction.
+    saver, commits = await open_counting(tmp_path / CHECKPOINTS_FILE)
+    try:
+        first = saver.aput_writes(config("t"), [("__error__", "first")], "task")
+        second = saver.aput_writes(config("t"), [("__error__", "second")], "task")
+        await asyncio.gather(first, second)
+        assert len(commits) == 1
+    finally:
+        await saver.drain()
+        await saver.conn.close()
+    values = rows(tmp_path / CHECKPOINTS_FILE, "select type, value from writes")
+    assert len(values) == 1 and saver.serde.loads_typed(values[0]) == "second"
+
+
+async def test_a_failed_commit_fails_its_writers_and_leaves_no_transaction_open(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / CHECKPOINTS_FILE
+    saver, _ = await open_counting(path)
+    try:
+        # A trigger that refuses one thread's rows, as a full disk refuses a transaction.
+        await saver.conn.execute(
+            "create trigger refuse before insert on writes when new.thread_id = 'bad' "
+            "begin select raise(abort, 'refused'); end"
+        )
+        await saver.conn.commit()
+        results = await asyncio.gather(
+            saver.aput_writes(config("good"), [("x", 1)], "task"),
+            saver.aput_writes(config("bad"), [("x", 2)], "task"),
+            return_exceptions=True,
+        )
+        # One transaction: both writers were in it, both are told it failed, nothing landed.
+        assert [str(r) for r in results] == ["refused", "refused"], results
+        assert rows(path, "select count(*) from writes") == [(0,)]
+        await saver.aput_writes(config("good"), [("x", 1)], "task")  # the next commit works
+    finally:
+        await saver.drain()
+        await saver.conn.close()
+    assert rows(path, "select thread_id from writes") == [("good",)]
+
+
+async def test_a_cancelled_writer_s_rows_are_still_committed(tmp_path: Path) -> None:
+    path = tmp_path / CHECKPOINTS_FILE
+    saver, _ = await open_counting(path)
+    try:
+        write = asyncio.create_task(saver.aput(config("t"), empty_checkpoint(), {}, {}))
+        await asyncio.sleep(0)  # queued, the writer started
+        write.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await write
+        await saver.drain()
+    finally:
+        await saver.conn.close()
+    assert rows(path, "select thread_id from checkpoints") == [("t",)]
