@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
 import json
 import os
 import re
-import ssl
 import statistics
 import sys
 import tempfile
@@ -27,13 +25,12 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any, TypedDict, cast
 
-import httpx
-import openai
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 from openai.types.chat import ChatCompletionMessageParam
 
 import orchestrator
+from orchestrator.models.pool import build_client
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests import fakehttp
@@ -140,19 +137,9 @@ class NaiveState(TypedDict, total=False):
     results: Annotated[dict[str, str], lambda a, b: {**a, **b}]
 
 
-@functools.cache
-def ssl_context() -> ssl.SSLContext:
-    """One per process, as orchestrator's ClientPool has it."""
-    return httpx.create_ssl_context()
-
-
 async def run_naive(_: list[Sub]) -> None:
-    client = openai.AsyncOpenAI(  # built as orchestrator's ClientPool builds its clients
-        base_url=os.environ["OPENAI_BASE_URL"],
-        api_key=os.environ["OPENAI_API_KEY"],
-        max_retries=0,
-        http_client=openai.DefaultAsyncHttpxClient(verify=ssl_context()),
-    )
+    # built as orchestrator's ClientPool builds its clients
+    client = build_client(os.environ["OPENAI_BASE_URL"], os.environ["OPENAI_API_KEY"])
 
     async def ask(model: str, text: str, **extra: Any) -> str:
         messages: list[ChatCompletionMessageParam] = [{"role": "user", "content": text}]

@@ -5,8 +5,9 @@ replaying the very request bodies the orchestrator sent (recorded during the war
 call, N solve calls at once, 1 streamed synthesize call. It is set up exactly as orchestrator's
 `ClientPool` sets up its clients, so that only orchestrator's own machinery is measured:
 
-- one SSL context per process (`httpx.create_ssl_context()`, cached), passed to
-  `openai.DefaultAsyncHttpxClient(verify=...)`; `AsyncOpenAI(max_retries=0, http_client=...)`;
+- each client built by the very function the pool builds its clients with
+  (`orchestrator.models.pool.build_client`: one SSL context per process, the pool's connection
+  limits, `AsyncOpenAI(max_retries=0, http_client=DefaultAsyncHttpxClient(...))`);
 - as many clients built (and closed) per run as orchestrator built in its warm-up run;
 - each request through `client.post("/chat/completions", body=..., options=...)` with the body as
   orchestrator sends it (no `create()` transform on either side), its response unread (the
@@ -33,7 +34,6 @@ import json
 import multiprocessing
 import os
 import sqlite3
-import ssl
 import statistics
 import sys
 import tempfile
@@ -46,11 +46,11 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-import httpx
 import openai
 
 import orchestrator
 from orchestrator.models.openai import RAW_RESPONSE
+from orchestrator.models.pool import build_client
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests import fakehttp
@@ -72,9 +72,9 @@ Request = tuple[bool, Body, dict[str, str]]  # is_plan, body, headers as the ser
 Runner = Callable[[], Coroutine[Any, Any, None]]
 SETUP = (
     "baseline: plain asyncio + openai in this process, one asyncio.run per run (as orchestrator);"
-    " {clients} AsyncOpenAI per run (as many as orchestrator's ClientPool built), each"
-    " AsyncOpenAI(max_retries=0, http_client=DefaultAsyncHttpxClient(verify=<one SSL context per"
-    " process>)); the orchestrator's bodies and per-request timeouts ({timeouts}) posted as"
+    " {clients} AsyncOpenAI per run (as many as orchestrator's ClientPool built), each built by"
+    " the pool's own build_client (max_retries=0, one SSL context per process, the pool's"
+    " connection limits); the orchestrator's bodies and per-request timeouts ({timeouts}) posted as"
     " orchestrator posts them (client.post, response unread, synthesis streamed), bodies read raw"
     " + json.loads; requests and headers checked equal to orchestrator's"
 )
@@ -102,20 +102,9 @@ async def run_orchestrator() -> None:
         raise SystemExit(f"orchestrator run did not complete: {result.status} {result.error}")
 
 
-@functools.cache
-def ssl_context() -> ssl.SSLContext:
-    """The baseline's SSL context: built once per process, as orchestrator builds its own."""
-    return httpx.create_ssl_context()
-
-
 def new_client() -> openai.AsyncOpenAI:
-    """A client built exactly as orchestrator's `ClientPool.get` builds one."""
-    return openai.AsyncOpenAI(
-        base_url=os.environ["OPENAI_BASE_URL"],
-        api_key=os.environ["OPENAI_API_KEY"],
-        max_retries=0,
-        http_client=openai.DefaultAsyncHttpxClient(verify=ssl_context()),
-    )
+    """A client built exactly as orchestrator's `ClientPool.get` builds one (by its function)."""
+    return build_client(os.environ["OPENAI_BASE_URL"], os.environ["OPENAI_API_KEY"])
 
 
 @dataclass(frozen=True)

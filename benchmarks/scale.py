@@ -10,8 +10,8 @@ Against tests/fakeserver.py in a child process (its threads do not compete for o
 2. `batch`: T tasks through `Workflow.abatch(concurrency=C)` at 0.05 s latency, against the same
    calls made by a plain asyncio + openai script: per task, the plan body, the three solve
    bodies at once, the synthesis body streamed — the very bodies orchestrator sent (recorded by
-   the server), posted the way orchestrator posts them, through one client built as
-   orchestrator's pool builds it, C tasks at a time, in this process.
+   the server), posted the way orchestrator posts them, through orchestrator's own ClientPool
+   (the same clients, as many, taken in the same turn), C tasks at a time, in this process.
 3. Both again with the storage in PostgreSQL (`ORCHESTRATOR_DATABASE_URL`), on a throwaway
    local cluster (tests/pg.py) — unless `--no-postgres`.
 
@@ -36,12 +36,12 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-import httpx
 import openai
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import orchestrator
 from orchestrator.models.openai import RAW_RESPONSE
+from orchestrator.models.pool import ClientPool
 from tests.fakeserver import FakeOpenAI
 
 PLAN = {
@@ -159,13 +159,12 @@ def _order(body: dict[str, Any]) -> int:
 async def baseline(
     url: str, per_task: list[list[dict[str, Any]]], concurrency: int
 ) -> dict[str, Any]:
-    client = openai.AsyncOpenAI(
-        base_url=url, api_key="sk-bench", max_retries=0,
-        http_client=openai.DefaultAsyncHttpxClient(verify=httpx.create_ssl_context()),
-    )  # fmt: skip
+    # orchestrator's own ClientPool, counting the tasks in flight as runs are counted: the same
+    # clients, as many of them, taken in the same turn.
+    pool = ClientPool()
     options: Any = {"headers": {RAW_RESPONSE: "stream"}, "timeout": 120.0}
 
-    async def post(body: dict[str, Any]) -> None:
+    async def post(client: openai.AsyncOpenAI, body: dict[str, Any]) -> None:
         response: Any = await client.post(
             "/chat/completions", cast_to=object, body=body, options=options
         )
@@ -183,15 +182,20 @@ async def baseline(
 
     async def task(bodies: list[dict[str, Any]]) -> None:
         async with gate:
-            plan, *solves, synth = bodies
-            await post(plan)
-            await asyncio.gather(*(post(b) for b in solves))
-            await post(synth)
+            pool.runs += 1
+            try:
+                client = pool.get(url, "sk-bench")
+                plan, *solves, synth = bodies
+                await post(client, plan)
+                await asyncio.gather(*(post(client, b) for b in solves))
+                await post(client, synth)
+            finally:
+                pool.runs -= 1
 
     cpu, wall = time.process_time(), time.perf_counter()
     await asyncio.gather(*(task(b) for b in per_task))
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    await client.close()
+    await pool.aclose()
     n = len(per_task)
     return {"tasks": n, "wall_s": round(wall, 2), "tasks_per_s": round(n / wall, 1),
             "cpu_ms_per_task": round(1000 * cpu / n, 1)}  # fmt: skip

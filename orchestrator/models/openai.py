@@ -13,21 +13,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import os
-import ssl
 import time
 from collections.abc import AsyncIterator
 from typing import Any, cast
 from urllib.parse import urlparse
 
-import httpx
 import openai
 from openai import AsyncAPIResponse
 
 from ..errors import EndpointError, ModelError, register_secret
 from ..spec import ModelProfile
 from .base import ChatModel, Message, ModelResponse, RequestParams
+from .pool import ClientPool
 from .retry import (
     BODY_READ_ERRORS,
     AttemptTimeout,
@@ -61,38 +59,6 @@ OPENAI_URL = "https://api.openai.com/v1"
 # go back to the pool (as the SDK's own stream does), but a server that keeps it open gets no
 # longer than this.
 DRAIN_S = 0.1
-
-
-class ClientPool:
-    """One `AsyncOpenAI` per (base_url, api_key), shared by every profile that uses it.
-
-    Clients hold connection pools bound to an event loop, so a pool lives for one run.
-    """
-
-    def __init__(self) -> None:
-        self._clients: dict[tuple[str, str], openai.AsyncOpenAI] = {}
-
-    def get(self, base_url: str, api_key: str) -> openai.AsyncOpenAI:
-        key = (base_url, api_key)
-        if key not in self._clients:
-            self._clients[key] = openai.AsyncOpenAI(
-                base_url=base_url,
-                api_key=api_key,
-                max_retries=0,
-                http_client=openai.DefaultAsyncHttpxClient(verify=_ssl_context()),
-            )
-        return self._clients[key]
-
-    async def aclose(self) -> None:
-        for client in self._clients.values():
-            await client.close()
-        self._clients.clear()
-
-
-@functools.cache
-def _ssl_context() -> ssl.SSLContext:
-    """Loading the CA bundle costs ~45 ms; one context serves every client in the process."""
-    return httpx.create_ssl_context()
 
 
 def resolve_endpoint(profile_name: str, profile: ModelProfile) -> tuple[str, str]:
