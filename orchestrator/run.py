@@ -200,12 +200,13 @@ class _Session:
         self.tracer = RunTracer(setup.spec, run_id, setup.tracing)
         self.config: Any = {"configurable": {"thread_id": run_id}, **self.tracer.config()}
         self.tracker = RunTracker(setup.spec)
-        self.ledger = Ledger(self._record, on_attempt=self._attempt_failed)
+        self.ledger = Ledger(
+            self._record, on_attempt=self._attempt_failed, on_exchange=self.tracer.call
+        )
         self.pool = pool  # shared with the runs in flight beside it: warm connections
 
     async def _record(self, call: CallRecord) -> None:
         await self.storage.runs.add_call(self.run_id, call)
-        self.tracer.call(call)  # here, in the calling node's context (LangSmith's parent run)
         emit(CallFinished(call))
 
     async def _attempt_failed(self, attempt: FailedAttempt) -> None:

@@ -136,7 +136,13 @@ def when(text: str) -> datetime:
 def test_a_run_is_one_langsmith_trace_with_llm_runs(
     fake_openai: FakeOpenAI, stand_in: StandIn, tmp_path: Path
 ) -> None:
-    fake_openai.configure_model(THINKER, reasoning=True, reasoning_tokens=70, cached_tokens=20)
+    fake_openai.configure_model(
+        THINKER,
+        reasoning=True,
+        reasoning_tokens=70,
+        cached_tokens=20,
+        trace_style="reasoning_content",
+    )
     fake_openai.configure_model(WRITER)
     fake_openai.set_plan(PLAN)
     path = tmp_path / "wf.yaml"
@@ -199,6 +205,17 @@ def test_a_run_is_one_langsmith_trace_with_llm_runs(
     [thinking] = [r for r in llm if r["extra"]["metadata"]["orchestrator_profile"] == "thinker"]
     assert thinking["outputs"]["usage_metadata"]["output_token_details"]["reasoning"] == 70
     assert thinking["extra"]["metadata"]["ls_provider"] == "openai"
+
+    # each LLM run carries the messages as the endpoint got them, and the answer it gave
+    sent = [
+        [{"role": m["role"], "content": m["content"]} for m in r.body["messages"]]
+        for r in fake_openai.requests
+    ]
+    assert sorted(map(str, (run["inputs"]["messages"] for run in llm))) == sorted(map(str, sent))
+    [synthesis] = [run for run in llm if run["inputs"]["purpose"] == "synthesize"]
+    assert synthesis["outputs"]["choices"][0]["message"]["content"] == result["output"]
+    trace = thinking["outputs"]["choices"][0]["message"].get("reasoning_content")
+    assert trace and trace not in thinking["outputs"]["choices"][0]["message"]["content"]
 
 
 SCRIPT = """

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from ..spec import Price
 from .base import CallRecord, ChatModel, Message, ModelResponse, RequestParams, TokenUsage
@@ -23,22 +23,43 @@ log = logging.getLogger(__name__)
 Listener = Callable[[CallRecord], Awaitable[None]]
 
 
+@dataclass(frozen=True)
+class Exchange:
+    """What a billed chat call sent and got back, for traces only: never stored or priced."""
+
+    messages: list[Message]
+    response: ModelResponse
+
+
+ExchangeListener = Callable[[CallRecord, Exchange | None], None]
+
+
 class Ledger:
     """A run's billed calls in this process, and who hears about each (the run log, events).
 
     Failed attempts (never billed) are kept apart in `attempts`, and heard by `on_attempt`.
     """
 
-    def __init__(self, *listeners: Listener, on_attempt: AttemptListener | None = None) -> None:
+    def __init__(
+        self,
+        *listeners: Listener,
+        on_attempt: AttemptListener | None = None,
+        on_exchange: ExchangeListener | None = None,
+    ) -> None:
         self.calls: list[CallRecord] = []
         self.attempts: list[FailedAttempt] = []
         self._listeners = listeners
         self._on_attempt = on_attempt
+        self._on_exchange = on_exchange
 
-    async def add(self, call: CallRecord) -> None:
+    async def add(self, call: CallRecord, exchange: Exchange | None = None) -> None:
+        """Record a billed call; `exchange` (its messages and answer) goes to tracing only,
+        heard in the caller's context (the node that made the call)."""
         self.calls.append(call)
         for listener in self._listeners:
             await listener(call)
+        if self._on_exchange is not None:
+            self._on_exchange(call, exchange)
 
     async def failed(self, attempt: FailedAttempt) -> None:
         """An attempt failed (and, if `attempt.wait_s` is set, another follows)."""
@@ -101,7 +122,7 @@ class LedgerModel(WrapperModel):
             params.step or params.purpose, self.profile, self.model, response.usage.input_tokens,
             response.usage.output_tokens, cost, latency, " (cached)" if response.cached else "",
         )  # fmt: skip
-        await self.ledger.add(record)
+        await self.ledger.add(record, Exchange(messages, response))
         return replace(response, call=record)
 
     async def _failed(self, attempt: FailedAttempt) -> None:

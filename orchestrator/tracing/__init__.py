@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..events import Event
 from ..models.base import CallRecord
+from ..models.ledger import Exchange
 from ..spec import WorkflowSpec
 from .langsmith import langsmith_enabled, report_call
 from .options import (
@@ -90,11 +91,12 @@ class RunTracer:
             except Exception:
                 log.exception("OpenTelemetry tracing failed to start")
 
-    def call(self, call: CallRecord) -> None:
-        """A billed call, heard in the context of the node that made it."""
+    def call(self, call: CallRecord, exchange: Exchange | None = None) -> None:
+        """A billed call (and what it sent and got), heard in the context of the node that
+        made it."""
         if self.langsmith:
             try:
-                report_call(self.spec, call)
+                report_call(self.spec, call, exchange)
             except Exception:
                 log.exception("could not report a call to LangSmith")
 

@@ -4,7 +4,9 @@ With LangSmith tracing on (`LANGSMITH_TRACING=true`), LangChain's tracer already
 graph and its node runs. Our models call their endpoints directly, so each billed call is
 reported here as an `llm` run, from its call record, with its real start and end, its token
 usage and cost, under the node (or subproblem task) it was made in: found through LangChain's
-runnable config, which LangGraph sets for the code a node runs.
+runnable config, which LangGraph sets for the code a node runs. Its inputs are the messages as
+sent (OpenAI's chat shape, instructions as `system`) and its outputs the answer, with any
+reasoning trace apart, so the trace reads like one of LangChain's own chat model runs.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..models.base import CallRecord
+from ..models.ledger import Exchange
 from ..spec import WorkflowSpec
 from .attributes import provider_name
 
@@ -45,7 +48,30 @@ def _when(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
-def report_call(spec: WorkflowSpec, call: CallRecord) -> None:
+def _inputs(call: CallRecord, exchange: Exchange | None) -> dict[str, Any]:
+    inputs: dict[str, Any] = {"purpose": call.purpose, "step": call.step, "model": call.model}
+    if exchange is not None:
+        inputs["messages"] = [
+            {"role": "system" if m.role == "instruction" else m.role, "content": m.content}
+            for m in exchange.messages
+        ]
+    return inputs
+
+
+def _outputs(call: CallRecord, exchange: Exchange | None) -> dict[str, Any]:
+    outputs: dict[str, Any] = {
+        "usage_metadata": usage_metadata(call),
+        "finish_reason": call.finish_reason,
+    }
+    if exchange is not None:
+        message: dict[str, Any] = {"role": "assistant", "content": exchange.response.content}
+        if exchange.response.trace:
+            message["reasoning_content"] = exchange.response.trace
+        outputs["choices"] = [{"message": message, "finish_reason": call.finish_reason}]
+    return outputs
+
+
+def report_call(spec: WorkflowSpec, call: CallRecord, exchange: Exchange | None = None) -> None:
     """Post `call` as an LLM run under the current LangGraph run (a no-op outside one)."""
     from langsmith.run_trees import RunTree
 
@@ -67,13 +93,13 @@ def report_call(spec: WorkflowSpec, call: CallRecord) -> None:
     child = parent.create_child(
         call.profile,
         "llm",
-        inputs={"purpose": call.purpose, "step": call.step, "model": call.model},
+        inputs=_inputs(call, exchange),
         start_time=_when(call.started_at),
         extra={"metadata": metadata, "invocation_params": {"model": call.model}},
         tags=[f"profile:{call.profile}"],
     )
     child.end(
-        outputs={"usage_metadata": usage, "finish_reason": call.finish_reason},
+        outputs=_outputs(call, exchange),
         end_time=max(_when(end), child.start_time),
     )
     child.post()  # queued: the client sends it from its own thread
