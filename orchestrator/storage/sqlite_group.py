@@ -155,6 +155,5 @@ class GroupCommitSqliteSaver(AsyncSqliteSaver):
 
     async def drain(self) -> None:
         """Wait for the writes already asked for (before closing the connection)."""
-        if self._writer is not None:
-            with suppress(Exception):
-                await self._writer
+        if self._writer is not None and not self._writer.done():
+            await asyncio.wait([self._writer])  # its outcome is its writers' to hear
