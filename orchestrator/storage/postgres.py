@@ -37,6 +37,7 @@ from psycopg_pool import AsyncConnectionPool
 from .base import ResponseCache, RunLog
 from .postgres_cache import PostgresResponseCache
 from .postgres_errors import Redactor
+from .postgres_group import GroupCommitPostgresSaver
 from .postgres_migrations import migrate, schema_lock
 from .postgres_runlog import PostgresRunLog
 from .saver import TranslatingSaver
@@ -106,6 +107,7 @@ class PostgresStorage:
             await self._cache.close()
             await self._runs.close()
         finally:
+            await self._saver.drain()
             await self._pool.close()
 
 
@@ -139,8 +141,9 @@ def _connect_kwargs(url: str, redactor: Redactor) -> dict[str, Any]:
     return kwargs
 
 
-class CheckpointSaver(TranslatingSaver, AsyncPostgresSaver):
-    """LangGraph's AsyncPostgresSaver, whose environmental failures raise StorageError."""
+class CheckpointSaver(TranslatingSaver, GroupCommitPostgresSaver):
+    """LangGraph's AsyncPostgresSaver, pending writes group-committed (postgres_group.py),
+    whose environmental failures raise StorageError."""
 
     def __init__(self, pool: AsyncConnectionPool[Any], redactor: Redactor) -> None:
         super().__init__(pool)

@@ -1,6 +1,6 @@
-"""The SQLite checkpointer's group commit: writes waiting together share one transaction, each
-writer returns once its own rows are committed, order is kept, and a failed commit fails exactly
-the writes that were in it."""
+"""The checkpointers' group commit: writes waiting together share one transaction (SQLite) or
+one pipeline (PostgreSQL's pending writes), each writer returns once its own rows are committed,
+order is kept, and a failed commit fails exactly the writes that were in it."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pytest
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import empty_checkpoint
 
+from orchestrator.storage.postgres import PostgresStorage
 from orchestrator.storage.sqlite import CHECKPOINTS_FILE, CheckpointSaver
 
 
@@ -118,3 +119,70 @@ async def test_a_cancelled_writer_s_rows_are_still_committed(tmp_path: Path) -> 
     finally:
         await saver.conn.close()
     assert rows(path, "select thread_id from checkpoints") == [("t",)]
+
+
+def counting_batches(saver: Any) -> list[int]:
+    """Count the batches a saver writes (each one pipeline, or one transaction)."""
+    batches: list[int] = []
+    write = saver._write
+
+    async def counted(statements: Any) -> None:
+        batches.append(len(statements))
+        await write(statements)
+
+    saver._write = counted
+    return batches
+
+
+async def test_postgres_pending_writes_share_round_trips_and_all_land(pg_url: str) -> None:
+    storage = await PostgresStorage.open(pg_url)
+    try:
+        saver = storage._saver
+        batches = counting_batches(saver)
+        await asyncio.gather(
+            *(saver.aput_writes(config(f"t{i}"), [("x", i), ("y", -i)], "task") for i in range(50))
+        )
+        assert sum(batches) == 50 and len(batches) < 10
+        state = await saver.aget_tuple(config("t7"))
+        # the writes belong to checkpoint c0, which was never saved: read them back directly
+        async with saver._cursor() as cur:
+            await cur.execute(
+                "select channel, idx from checkpoint_writes where thread_id = 't7' order by idx"
+            )
+            got = [(row["channel"], row["idx"]) for row in await cur.fetchall()]
+            await cur.execute("select count(*) as n from checkpoint_writes")
+            total = (await cur.fetchone() or {})["n"]
+    finally:
+        await storage.close()
+    assert state is None and got == [("x", 0), ("y", 1)] and total == 100
+
+
+async def test_postgres_a_failed_round_fails_its_writers_and_the_next_works(pg_url: str) -> None:
+    storage = await PostgresStorage.open(pg_url)
+    try:
+        saver = storage._saver
+        async with saver._cursor() as cur:  # refuse one thread's rows, as a broken server would
+            await cur.execute(
+                "create function refuse() returns trigger language plpgsql as $$ begin "
+                "if new.thread_id = 'bad' then raise exception 'refused'; end if; "
+                "return new; end $$"
+            )
+            await cur.execute(
+                "create trigger refuse before insert on checkpoint_writes "
+                "for each row execute function refuse()"
+            )
+        batches = counting_batches(saver)
+        results = await asyncio.gather(
+            saver.aput_writes(config("bad"), [("x", 2)], "task"),
+            saver.aput_writes(config("good"), [("x", 1)], "task"),
+            return_exceptions=True,
+        )
+        assert batches == [2]  # both in one round, and both told it failed
+        assert all(isinstance(r, Exception) and "refused" in str(r) for r in results), results
+        await saver.aput_writes(config("later"), [("x", 3)], "task")
+        async with saver._cursor() as cur:
+            await cur.execute("select thread_id from checkpoint_writes order by thread_id")
+            kept = [row["thread_id"] for row in await cur.fetchall()]
+    finally:
+        await storage.close()
+    assert kept == ["later"]  # all of the failed round or none of it: none
