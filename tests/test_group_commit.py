@@ -122,15 +122,17 @@ async def test_a_cancelled_writer_s_rows_are_still_committed(tmp_path: Path) -> 
 
 
 def counting_batches(saver: Any) -> list[int]:
-    """Count the batches a saver writes (each one pipeline, or one transaction)."""
+    """Count the batches a saver writes (each one pipeline, or one transaction): the writes
+    each one takes once its transaction is open."""
     batches: list[int] = []
-    write = saver._write
+    take = saver._take_batch
 
-    async def counted(statements: Any) -> None:
-        batches.append(len(statements))
-        await write(statements)
+    def counted() -> Any:
+        batch = take()
+        batches.append(len(batch))
+        return batch
 
-    saver._write = counted
+    saver._take_batch = counted
     return batches
 
 

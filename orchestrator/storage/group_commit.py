@@ -1,82 +1,94 @@
-"""Group commit for LangGraph's checkpoint savers: writes waiting at the same moment share one
-transaction (or one pipelined round of statements), each writer told when its own rows are in.
+"""Group commit: rows that arrive while a commit is in flight are written together by the next
+one, so N concurrent runs pay for about one commit per batch instead of N; each caller returns
+once its own rows are committed (or with the error of the commit that held them).
 
-A run writes a checkpoint per step and pending writes per task, durably before the next step
-starts; the savers commit each on its own. With many runs in flight, that per-write round trip
-(a hand-off to SQLite's thread, a pooled connection and a pipeline sync for PostgreSQL) was a
-large share of a run's CPU. A saver mixes this in before LangGraph's saver, builds its rows as
-LangGraph does, and gives `_write` the statements of one batch.
+Used by the run logs (billed calls, failed attempts, step spans: sql_runlog.py) and by the
+checkpoint savers (checkpoints and pending writes: sqlite_group.py, postgres_group.py), whose
+per-write commits were a large share of a run's CPU with many runs in flight. A user gives
+`_transaction()`: an async context yielding something with `executemany`, committed on a clean
+exit and rolled back on an error.
 """
 
 from __future__ import annotations
 
+import abc
 import asyncio
-from dataclasses import dataclass, field
+import itertools
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-Rows = list[tuple[Any, ...]]
-Statements = list[tuple[str, Rows]]
+Row = tuple[object, ...]
+Pending = tuple[str, Sequence[Row], "asyncio.Future[None]"]  # statement, rows, caller's wake-up
 
 
-@dataclass
-class _Batch:
-    """Statements waiting for the next commit, in the order they were asked for."""
+class GroupCommit(abc.ABC):
+    """`_append(sql, rows)` waits for the commit that holds the rows; one task writes batches."""
 
-    statements: Statements = field(default_factory=list)
-    done: asyncio.Future[None] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
+    max_batch = 10_000
+    """Most appends one group commit writes (1 turns group commit off, for measurements)."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Cooperative: a checkpoint saver mixes this in before LangGraph's saver.
+        super().__init__(*args, **kwargs)
+        self._pending: list[Pending] = []
+        self._flusher: asyncio.Task[None] | None = None
 
-def runs_of_one_kind(statements: Statements) -> list[tuple[str, Rows]]:
-    """Consecutive statements of one kind merged, for one executemany each, order kept."""
-    merged: list[tuple[str, Rows]] = []
-    for sql, rows in statements:
-        if merged and merged[-1][0] == sql:
-            merged[-1][1].extend(rows)
-        else:
-            merged.append((sql, list(rows)))
-    return merged
+    @abc.abstractmethod
+    def _transaction(self) -> AbstractAsyncContextManager[Any]:
+        """A write transaction: yields what runs statements; commits on a clean exit."""
 
+    async def _append(self, sql: str, rows: Sequence[Row]) -> None:
+        """Add `rows` to the next commit; return once it has committed (or raise its error)."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((sql, rows, done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        # Shielded: a caller cancelled while waiting still gets its rows written (a billed
+        # call, a finished task's writes).
+        await asyncio.shield(done)
 
-class GroupCommit:
-    """`_commit(sql, rows)` adds rows to the next batch; one writer task writes the batches."""
-
-    _batch: _Batch | None = None
-    _writer: asyncio.Task[None] | None = None
-
-    async def _write(self, statements: Statements) -> None:
-        """Write (and commit) one batch; raise if it failed, leaving nothing half-written."""
-        raise NotImplementedError
-
-    async def _commit(self, sql: str, rows: Rows) -> None:
-        """Add the rows to the next commit; return once it is committed (or raise its error)."""
-        if self._batch is None:
-            self._batch = _Batch()
-        batch = self._batch
-        batch.statements.append((sql, rows))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_batches())
-        # The writer commits whether or not this caller is still waiting (a cancelled run's
-        # last writes are kept, as the saver's own would be once sent).
-        await asyncio.shield(batch.done)
-
-    async def _write_batches(self) -> None:
-        while self._batch is not None:
-            batch, self._batch = self._batch, None
+    async def _flush(self) -> None:
+        """Commit pending rows in batches until none are left; wake each batch's callers."""
+        while self._pending:
+            batch: list[Pending] = []
             try:
-                await self._write(batch.statements)
-            except asyncio.CancelledError:  # the loop is closing: nobody is left to wait
-                for waiting in (batch, self._batch):
-                    if waiting is not None:
-                        waiting.done.cancel()
-                raise
+                async with self._transaction() as db:
+                    # Taken once the transaction is ours: rows that came while we waited join.
+                    batch = self._take_batch()
+                    # Consecutive appends of one statement in one executemany, order kept.
+                    for sql, group in itertools.groupby(batch, key=lambda p: p[0]):
+                        await db.executemany(sql, [row for _, rows, _ in group for row in rows])
             except Exception as exc:
-                batch.done.set_exception(exc)
-            else:
-                batch.done.set_result(None)
+                # A failed BEGIN fails the callers waiting for it rather than retrying forever.
+                settle(batch or self._take_batch(), exc)
+                continue
+            except BaseException:
+                # Cancelled (the loop is shutting down): no one is left to write the rest.
+                batch += self._pending
+                self._pending = []
+                settle(batch, None, cancel=True)
+                raise
+            settle(batch, None)
+
+    def _take_batch(self) -> list[Pending]:
+        batch = self._pending[: self.max_batch]
+        del self._pending[: self.max_batch]
+        return batch
 
     async def drain(self) -> None:
-        """Wait for the writes already asked for (before closing the connection)."""
-        if self._writer is not None and not self._writer.done():
-            await asyncio.wait([self._writer])  # its outcome is its writers' to hear
+        """Until the rows appended so far are written (or have failed, to their callers)."""
+        while self._flusher is not None and not self._flusher.done():
+            await asyncio.wait({self._flusher})
+
+
+def settle(batch: list[Pending], error: Exception | None, cancel: bool = False) -> None:
+    for _, _, done in batch:
+        if done.done():
+            continue
+        if cancel:
+            done.cancel()
+        elif error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(None)

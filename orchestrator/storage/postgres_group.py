@@ -9,14 +9,16 @@ stay LangGraph's: splitting their channels into blobs uses the saver's internal 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import WRITES_IDX_MAP
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from psycopg import AsyncCursor
 
-from .group_commit import GroupCommit, Statements, runs_of_one_kind
+from .group_commit import GroupCommit
+from .saver import writes_replace
 
 
 class GroupCommitPostgresSaver(GroupCommit, AsyncPostgresSaver):
@@ -29,8 +31,6 @@ class GroupCommitPostgresSaver(GroupCommit, AsyncPostgresSaver):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        # As LangGraph decides: special channels (errors, interrupts) replace, others are kept.
-        special = all(channel in WRITES_IDX_MAP for channel, _ in writes)
         configurable = config["configurable"]
         rows = self._dump_writes(
             configurable["thread_id"],
@@ -40,12 +40,16 @@ class GroupCommitPostgresSaver(GroupCommit, AsyncPostgresSaver):
             task_path,
             writes,
         )
-        sql = self.UPSERT_CHECKPOINT_WRITES_SQL if special else self.INSERT_CHECKPOINT_WRITES_SQL
-        await self._commit(sql, list(rows))
+        sql = (
+            self.UPSERT_CHECKPOINT_WRITES_SQL
+            if writes_replace(writes)
+            else self.INSERT_CHECKPOINT_WRITES_SQL
+        )
+        await self._append(sql, rows)
 
-    async def _write(self, statements: Statements) -> None:
-        # One transaction in one pipeline, synced at its end: all of it is committed before any
-        # writer returns, or none of it, and every writer in it hears the error.
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncCursor[Any]]:
+        # One transaction in one pipeline, synced at its end: all of a batch is committed
+        # before any of its writers returns, or none of it, and every writer hears the error.
         async with self._cursor(pipeline=True) as cur, cur.connection.transaction():
-            for sql, rows in runs_of_one_kind(statements):
-                await cur.executemany(sql, rows)
+            yield cur

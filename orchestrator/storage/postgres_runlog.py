@@ -60,7 +60,7 @@ class PostgresRunLog(SqlRunLog):
 
     async def close(self) -> None:
         """Wait for pending rows to be written (the pool is closed by its owner)."""
-        await self._wait_for_writes()
+        await self.drain()
 
     def _sql(self, statement: str) -> str:
         return pg(statement)

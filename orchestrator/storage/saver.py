@@ -13,12 +13,20 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
+    WRITES_IDX_MAP,
     BaseCheckpointSaver,
     ChannelVersions,
     Checkpoint,
     CheckpointMetadata,
     CheckpointTuple,
 )
+
+
+def writes_replace(writes: Sequence[tuple[str, Any]]) -> bool:
+    """Whether a task's pending writes replace earlier ones for the same task and index (as
+    LangGraph's savers decide: only when every channel is a special one, errors or
+    interrupts), or are kept as first written."""
+    return all(channel in WRITES_IDX_MAP for channel, _ in writes)
 
 
 class TranslatingSaver(BaseCheckpointSaver[str]):

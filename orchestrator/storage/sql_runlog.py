@@ -5,20 +5,16 @@ A backend gives `_transaction()` (an async context yielding something with `exec
 `executemany`, committed on a clean exit), `_read(sql, args)`, and `_sql(statement)` for its
 placeholder style (the statements here use `?`).
 
-Appends (billed calls, failed attempts, step starts and ends) are group-committed: rows that
-arrive while a commit is in flight are written together by the next one, so N concurrent runs
-pay for about one commit per batch instead of N; each caller returns once its row is committed.
+Appends (billed calls, failed attempts, step starts and ends) are group-committed
+(group_commit.py): each caller returns once its row is committed.
 """
 
 from __future__ import annotations
 
 import abc
-import asyncio
-import itertools
 import os
 import time
 from collections.abc import Callable, Sequence
-from contextlib import AbstractAsyncContextManager
 from typing import Any, cast
 
 from ..models.base import CallPurpose, CallRecord, TokenUsage
@@ -26,6 +22,7 @@ from ..models.retry import FailedAttempt
 from ..steps import Route, Step, StepResult
 from . import sqlite_spans as spans
 from .base import RUN_STATUSES, RunRow, StepSpan
+from .group_commit import GroupCommit, Row
 from .liveness import HOST, live_status
 
 CALL_COLUMNS = (
@@ -52,24 +49,13 @@ START_RUN = """insert into runs (run_id, workflow, workflow_path, task, status, 
                  host = excluded.host, updated_at = excluded.updated_at"""
 FINISH_RUN = "update runs set status = ?, error = ?, pid = null, updated_at = ? where run_id = ?"
 
-Row = tuple[object, ...]
-Pending = tuple[str, Row, "asyncio.Future[None]"]  # statement, row, its caller's wake-up
 
-
-class SqlRunLog(abc.ABC):
+class SqlRunLog(GroupCommit):
     """The part of `RunLog` that is the same SQL on every backend."""
 
-    max_batch = 10_000
-    """Most rows one group commit writes (1 turns group commit off, for measurements)."""
-
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        super().__init__()
         self._clock = clock
-        self._pending: list[Pending] = []
-        self._flusher: asyncio.Task[None] | None = None
-
-    @abc.abstractmethod
-    def _transaction(self) -> AbstractAsyncContextManager[Any]:
-        """A write transaction: yields what runs statements; commits on a clean exit."""
 
     @abc.abstractmethod
     async def _read(self, sql: str, args: tuple[object, ...]) -> Sequence[Sequence[Any]]:
@@ -78,11 +64,6 @@ class SqlRunLog(abc.ABC):
     def _sql(self, statement: str) -> str:
         """`statement` (written with `?` placeholders) in the backend's own style."""
         return statement
-
-    async def _wait_for_writes(self) -> None:
-        """Until the rows appended so far are written (or have failed, to their callers)."""
-        while self._flusher is not None and not self._flusher.done():
-            await asyncio.wait({self._flusher})
 
     async def start_run(
         self, run_id: str, workflow: str, workflow_path: str | None, task: str
@@ -102,52 +83,19 @@ class SqlRunLog(abc.ABC):
 
     async def add_call(self, run_id: str, call: CallRecord) -> None:
         """Append a billed call; returns once the transaction holding it has committed."""
-        await self._append(self._sql(INSERT_CALL), call_row(run_id, call, self._clock()))
+        await self._append(self._sql(INSERT_CALL), [call_row(run_id, call, self._clock())])
 
     async def add_attempt(self, run_id: str, attempt: FailedAttempt) -> None:
         row = spans.attempt_row(run_id, attempt, self._clock())
-        await self._append(self._sql(spans.INSERT_ATTEMPT), row)
+        await self._append(self._sql(spans.INSERT_ATTEMPT), [row])
 
     async def step_started(self, run_id: str, step: Step, route: Route, at: float) -> None:
-        await self._append(self._sql(spans.INSERT_STEP), spans.started_row(run_id, step, route, at))
+        row = spans.started_row(run_id, step, route, at)
+        await self._append(self._sql(spans.INSERT_STEP), [row])
 
     async def step_finished(self, run_id: str, result: StepResult, at: float) -> None:
-        await self._append(self._sql(spans.INSERT_STEP), spans.finished_row(run_id, result, at))
-
-    async def _append(self, sql: str, row: Row) -> None:
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((sql, row, done))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
-        # Shielded: a caller cancelled while waiting still gets its row recorded (it was billed).
-        await asyncio.shield(done)
-
-    async def _flush(self) -> None:
-        """Commit pending rows in batches until none are left; wake each batch's callers."""
-        while self._pending:
-            batch: list[Pending] = []
-            try:
-                async with self._transaction() as db:
-                    # Taken once the transaction is ours: rows that came while we waited join.
-                    batch = self._take_batch()
-                    for sql, rows in itertools.groupby(batch, key=lambda p: p[0]):
-                        await db.executemany(sql, [row for _, row, _ in rows])
-            except Exception as exc:
-                # A failed BEGIN fails the callers waiting for it rather than retrying forever.
-                settle(batch or self._take_batch(), exc)
-                continue
-            except BaseException:
-                # Cancelled (the loop is shutting down): no one is left to write the rest.
-                batch += self._pending
-                self._pending = []
-                settle(batch, None, cancel=True)
-                raise
-            settle(batch, None)
-
-    def _take_batch(self) -> list[Pending]:
-        batch = self._pending[: self.max_batch]
-        del self._pending[: self.max_batch]
-        return batch
+        row = spans.finished_row(run_id, result, at)
+        await self._append(self._sql(spans.INSERT_STEP), [row])
 
     async def calls(self, run_id: str) -> list[CallRecord]:
         return [call_record(row) for row in await self._read(self._sql(SELECT_CALLS), (run_id,))]
@@ -177,18 +125,6 @@ class SqlRunLog(abc.ABC):
             RunRow(run_id, workflow, path, task, live_status(status, pid, host), error, cost, c, u)
             for run_id, workflow, path, task, status, error, cost, c, u, pid, host in rows
         ]
-
-
-def settle(batch: list[Pending], error: Exception | None, cancel: bool = False) -> None:
-    for _, _, done in batch:
-        if done.done():
-            continue
-        if cancel:
-            done.cancel()
-        elif error is not None:
-            done.set_exception(error)
-        else:
-            done.set_result(None)
 
 
 def call_row(run_id: str, call: CallRecord, now: float) -> Row:

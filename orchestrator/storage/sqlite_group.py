@@ -2,18 +2,19 @@
 
 The saver commits each on its own: three or four statements handed to the connection's thread
 and back, for each, a quarter of a run's CPU when many runs share the file. Here every write
-waiting at the same moment goes in one transaction (group_commit.py): one executemany per run of
-statements of one kind and one commit. Rows are written exactly as LangGraph writes them, in the
-order they were asked for, so the checkpoints read back (and resume) as LangGraph's own.
+waiting at the same moment goes in one transaction (group_commit.py, as the run log's rows do).
+Rows are written exactly as LangGraph writes them, in the order they were asked for, so the
+checkpoints read back (and resume) as LangGraph's own.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from contextlib import suppress
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
+import aiosqlite
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
     WRITES_IDX_MAP,
@@ -24,7 +25,8 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-from .group_commit import GroupCommit, Statements, runs_of_one_kind
+from .group_commit import GroupCommit
+from .saver import writes_replace
 
 PUT_CHECKPOINT = (
     "INSERT OR REPLACE INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, "
@@ -60,7 +62,7 @@ class GroupCommitSqliteSaver(GroupCommit, AsyncSqliteSaver):
             blob,
             meta.encode("utf-8", "ignore"),
         )
-        await self._commit(PUT_CHECKPOINT, [row])
+        await self._append(PUT_CHECKPOINT, [row])
         return {
             "configurable": {
                 "thread_id": configurable["thread_id"],
@@ -76,8 +78,6 @@ class GroupCommitSqliteSaver(GroupCommit, AsyncSqliteSaver):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        # As LangGraph decides: special channels (errors, interrupts) replace, others are kept.
-        special = all(channel in WRITES_IDX_MAP for channel, _ in writes)
         configurable = config["configurable"]
         key = (
             str(configurable["thread_id"]),
@@ -90,13 +90,13 @@ class GroupCommitSqliteSaver(GroupCommit, AsyncSqliteSaver):
             (*key, WRITES_IDX_MAP.get(channel, idx), channel, *self.serde.dumps_typed(value))
             for idx, (channel, value) in enumerate(writes)
         ]
-        await self._commit(REPLACE_WRITES if special else KEEP_WRITES, rows)
+        await self._append(REPLACE_WRITES if writes_replace(writes) else KEEP_WRITES, rows)
 
-    async def _write(self, statements: Statements) -> None:
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         async with self.lock:  # the saver's reads take it too
             try:
-                for sql, rows in runs_of_one_kind(statements):
-                    await self.conn.executemany(sql, rows)
+                yield self.conn
                 await self.conn.commit()
             except BaseException:
                 with suppress(Exception):

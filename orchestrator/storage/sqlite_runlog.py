@@ -62,7 +62,7 @@ class SqliteRunLog(SqlRunLog):
 
     async def close(self) -> None:
         """Wait for pending calls to be written, then close the connection."""
-        await self._wait_for_writes()  # its callers get its errors; close regardless
+        await self.drain()  # its callers get its errors; close regardless
         await self._db.close()
 
     @asynccontextmanager
