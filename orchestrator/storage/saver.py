@@ -7,6 +7,7 @@ and a write that fails goes through `_write_failed()` before the error goes on.
 
 from __future__ import annotations
 
+import abc
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
@@ -29,10 +30,10 @@ def writes_replace(writes: Sequence[tuple[str, Any]]) -> bool:
     return all(channel in WRITES_IDX_MAP for channel, _ in writes)
 
 
-class TranslatingSaver(BaseCheckpointSaver[str]):
+class TranslatingSaver(BaseCheckpointSaver[str], metaclass=abc.ABCMeta):
+    @abc.abstractmethod
     def _translating(self) -> AbstractContextManager[Any]:
         """Turns the backend's own failures into one StorageError naming where it is."""
-        raise NotImplementedError
 
     async def _write_failed(self) -> None:
         """Called when a write failed, before its error goes on (SQLite rolls back here)."""
