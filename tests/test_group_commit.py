@@ -24,17 +24,17 @@ def config(thread: str, checkpoint_id: str = "c0") -> RunnableConfig:
     }
 
 
-async def open_counting(path: Path) -> tuple[CheckpointSaver, list[int]]:
-    """A saver whose commits are counted."""
+async def open_counting(path: Path) -> tuple[CheckpointSaver, list[str]]:
+    """A saver whose commits are counted: SQLite's trace callback sees every statement its
+    connection runs, whoever runs it."""
     saver = await CheckpointSaver.open(path)
-    commits: list[int] = []
-    commit = saver.conn.commit
+    commits: list[str] = []
 
-    async def counted() -> None:
-        commits.append(1)
-        await commit()
+    def trace(statement: str) -> None:
+        if statement.strip().lower() == "commit":
+            commits.append(statement)
 
-    saver.conn.commit = counted  # type: ignore[method-assign]
+    await saver.conn.set_trace_callback(trace)
     return saver, commits
 
 

@@ -5,8 +5,9 @@ once its own rows are committed (or with the error of the commit that held them)
 Used by the run logs (billed calls, failed attempts, step spans: sql_runlog.py) and by the
 checkpoint savers (checkpoints and pending writes: sqlite_group.py, postgres_group.py), whose
 per-write commits were a large share of a run's CPU with many runs in flight. A user gives
-`_transaction()`: an async context yielding something with `executemany`, committed on a clean
-exit and rolled back on an error.
+`_committing()`: an async context (entered when a batch may be written: a lock taken, a
+connection checked out) yielding a `Writer`, which writes every statement's rows in one
+transaction and commits it (all or none), raising the error if it cannot.
 """
 
 from __future__ import annotations
@@ -14,12 +15,28 @@ from __future__ import annotations
 import abc
 import asyncio
 import itertools
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import Any, Protocol
 
 Row = tuple[object, ...]
 Pending = tuple[str, Sequence[Row], "asyncio.Future[None]"]  # statement, rows, caller's wake-up
+Statements = list[tuple[str, list[Row]]]
+Writer = Callable[[Statements], Awaitable[None]]
+
+
+class Executing(Protocol):
+    async def executemany(self, sql: str, rows: list[Row], /) -> Any: ...
+
+
+def executing(cursor: Executing) -> Writer:
+    """A `Writer` for a cursor already inside a transaction its context commits."""
+
+    async def write(statements: Statements) -> None:
+        for sql, rows in statements:
+            await cursor.executemany(sql, rows)
+
+    return write
 
 
 class GroupCommit(abc.ABC):
@@ -35,8 +52,8 @@ class GroupCommit(abc.ABC):
         self._flusher: asyncio.Task[None] | None = None
 
     @abc.abstractmethod
-    def _transaction(self) -> AbstractAsyncContextManager[Any]:
-        """A write transaction: yields what runs statements; commits on a clean exit."""
+    def _committing(self) -> AbstractAsyncContextManager[Writer]:
+        """Entered when a batch may be written; yields what writes and commits it."""
 
     async def _append(self, sql: str, rows: Sequence[Row]) -> None:
         """Add `rows` to the next commit; return once it has committed (or raise its error)."""
@@ -53,12 +70,14 @@ class GroupCommit(abc.ABC):
         while self._pending:
             batch: list[Pending] = []
             try:
-                async with self._transaction() as db:
-                    # Taken once the transaction is ours: rows that came while we waited join.
+                async with self._committing() as write:
+                    # Taken once it is our turn: rows that came while we waited join.
                     batch = self._take_batch()
                     # Consecutive appends of one statement in one executemany, order kept.
-                    for sql, group in itertools.groupby(batch, key=lambda p: p[0]):
-                        await db.executemany(sql, [row for _, rows, _ in group for row in rows])
+                    await write([
+                        (sql, [row for _, rows, _ in group for row in rows])
+                        for sql, group in itertools.groupby(batch, key=lambda p: p[0])
+                    ])  # fmt: skip
             except Exception as exc:
                 # A failed BEGIN fails the callers waiting for it rather than retrying forever.
                 settle(batch or self._take_batch(), exc)

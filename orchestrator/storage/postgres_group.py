@@ -15,9 +15,8 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
-from psycopg import AsyncCursor
 
-from .group_commit import GroupCommit
+from .group_commit import GroupCommit, Writer, executing
 from .saver import writes_replace
 
 
@@ -48,8 +47,8 @@ class GroupCommitPostgresSaver(GroupCommit, AsyncPostgresSaver):
         await self._append(sql, rows)
 
     @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[AsyncCursor[Any]]:
+    async def _committing(self) -> AsyncIterator[Writer]:
         # One transaction in one pipeline, synced at its end: all of a batch is committed
         # before any of its writers returns, or none of it, and every writer hears the error.
         async with self._cursor(pipeline=True) as cur, cur.connection.transaction():
-            yield cur
+            yield executing(cur)

@@ -23,6 +23,7 @@ from psycopg.rows import TupleRow, tuple_row
 from psycopg_pool import AsyncConnectionPool
 
 from .base import LeaseHolder
+from .group_commit import Writer, executing
 from .liveness import HOST, lease_is_free
 from .postgres_errors import Redactor
 from .sql_runlog import SqlRunLog
@@ -71,6 +72,11 @@ class PostgresRunLog(SqlRunLog):
             async with self._pool.connection() as conn, conn.transaction():
                 yield conn.cursor(row_factory=tuple_row)
 
+    @asynccontextmanager
+    async def _committing(self) -> AsyncIterator[Writer]:
+        async with self._transaction() as cur:
+            yield executing(cur)
+
     async def _read(self, sql: str, args: tuple[object, ...]) -> list[TupleRow]:
         return await fetch_all(self._pool, self._redactor, sql, args)
 
@@ -111,9 +117,3 @@ class PostgresRunLog(SqlRunLog):
                 (self._clock() + ttl_s, run_id, owner),
             )
             return cur.rowcount == 1
-
-    async def release_lease(self, run_id: str, owner: str) -> None:
-        async with self._transaction() as cur:
-            await cur.execute(
-                "delete from leases where run_id = %s and owner = %s", (run_id, owner)
-            )

@@ -1,12 +1,11 @@
 """What the SQLite and PostgreSQL run logs share: their statements, rows and group commit.
 
 Both keep the same tables, so everything but transactions, reads and leases is written once here.
-A backend gives `_transaction()` (an async context yielding something with `execute` and
-`executemany`, committed on a clean exit), `_read(sql, args)`, and `_sql(statement)` for its
-placeholder style (the statements here use `?`).
+A backend gives `_committing()` (group_commit.py), `_read(sql, args)`, `_sql(statement)` for
+its placeholder style (the statements here use `?`), and takes and renews leases its own way.
 
-Appends (billed calls, failed attempts, step starts and ends) are group-committed
-(group_commit.py): each caller returns once its row is committed.
+Every write but a lease's (a run started or finished, billed calls, failed attempts, step starts
+and ends, a lease let go) is group-committed: each caller returns once its row is committed.
 """
 
 from __future__ import annotations
@@ -48,6 +47,7 @@ START_RUN = """insert into runs (run_id, workflow, workflow_path, task, status, 
                  status = 'running', error = null, pid = excluded.pid,
                  host = excluded.host, updated_at = excluded.updated_at"""
 FINISH_RUN = "update runs set status = ?, error = ?, pid = null, updated_at = ? where run_id = ?"
+RELEASE_LEASE = "delete from leases where run_id = ? and owner = ?"
 
 
 class SqlRunLog(GroupCommit):
@@ -69,17 +69,16 @@ class SqlRunLog(GroupCommit):
         self, run_id: str, workflow: str, workflow_path: str | None, task: str
     ) -> None:
         now = self._clock()
-        async with self._transaction() as db:
-            await db.execute(
-                self._sql(START_RUN),
-                (run_id, workflow, workflow_path, task, os.getpid(), HOST, now, now),
-            )
+        row = (run_id, workflow, workflow_path, task, os.getpid(), HOST, now, now)
+        await self._append(self._sql(START_RUN), [row])
 
     async def finish_run(self, run_id: str, status: str, error: str | None) -> None:
         if status not in RUN_STATUSES:
             raise ValueError(f"unknown run status {status!r}; expected one of {RUN_STATUSES}")
-        async with self._transaction() as db:
-            await db.execute(self._sql(FINISH_RUN), (status, error, self._clock(), run_id))
+        await self._append(self._sql(FINISH_RUN), [(status, error, self._clock(), run_id)])
+
+    async def release_lease(self, run_id: str, owner: str) -> None:
+        await self._append(self._sql(RELEASE_LEASE), [(run_id, owner)])
 
     async def add_call(self, run_id: str, call: CallRecord) -> None:
         """Append a billed call; returns once the transaction holding it has committed."""

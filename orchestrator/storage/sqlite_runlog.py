@@ -2,9 +2,9 @@
 
 One connection, because concurrent runs in one process would otherwise fight each other for the
 file's write lock; aiosqlite runs its statements on one worker thread, so the event loop never
-waits on the disk. Transactions are explicit (the connection is in autocommit mode) and taken
-one at a time under `_lock`, since any coroutine's statement would otherwise land inside another
-coroutine's open transaction.
+waits on the disk. Every transaction is one function run on that thread (sqlite_thread.py), so
+no coroutine's statement can land inside another's open transaction, and none is left open by a
+cancelled caller; the connection is in autocommit mode, each BEGIN explicit.
 
 The statements, rows and group commit are shared with PostgreSQL (sql_runlog.py). WAL with
 synchronous=NORMAL makes a commit survive a crash of the process (the ledger's purpose); only a
@@ -13,24 +13,27 @@ power loss can undo the last commits.
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 import aiosqlite
 
 from .base import LeaseHolder
 from .diagnose import translating, use_wal
+from .group_commit import Statements, Writer
 from .liveness import HOST, lease_is_free
 from .migrations import migrate
 from .sql_runlog import SqlRunLog
+from .sqlite_thread import in_transaction, on_thread, write_rows
 
 BUSY_TIMEOUT_S = 30.0
+T = TypeVar("T")
 
 
 class SqliteRunLog(SqlRunLog):
@@ -42,7 +45,6 @@ class SqliteRunLog(SqlRunLog):
         super().__init__(clock)
         self.path = path
         self._db = db
-        self._lock = asyncio.Lock()
 
     @classmethod
     async def open(cls, path: Path, clock: Callable[[], float] = time.time) -> SqliteRunLog:
@@ -66,78 +68,48 @@ class SqliteRunLog(SqlRunLog):
         await self._db.close()
 
     @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """A write transaction, alone on the connection; StorageError if the file fails."""
-        async with self._lock:
-            with translating(self.path):
-                # IMMEDIATE: take the file's write lock now (waiting up to the busy timeout for
-                # other processes) rather than fail when a read later turns into a write.
-                await self._begin()
-                try:
-                    yield self._db
-                    await self._db.execute("commit")
-                except BaseException:
-                    # SQLite has already rolled back after some errors (a full disk).
-                    with suppress(sqlite3.Error):
-                        await self._db.execute("rollback")
-                    raise
+    async def _committing(self) -> AsyncIterator[Writer]:
+        with translating(self.path):
+            yield self._write
 
-    async def _begin(self) -> None:
-        """BEGIN IMMEDIATE, leaving no transaction open if the caller is cancelled meanwhile.
-
-        The statement runs on the connection's thread whether or not anyone awaits it; a
-        caller cancelled while it waits would leave the shared connection inside a transaction
-        nobody ends, and every later write would fail ("cannot start a transaction within a
-        transaction"). So a cancelled BEGIN is rolled back before the lock is let go.
-        """
-        begin = asyncio.ensure_future(self._db.execute("begin immediate"))
-        try:
-            await asyncio.shield(begin)
-        except asyncio.CancelledError:
-            await asyncio.shield(self._undo(begin))
-            raise
-
-    async def _undo(self, begin: asyncio.Future[Any]) -> None:
-        with suppress(Exception):
-            await begin
-            await self._db.execute("rollback")
+    async def _write(self, statements: Statements) -> None:
+        await on_thread(self._db, functools.partial(write_rows, statements=statements))
 
     async def _read(self, sql: str, args: tuple[object, ...]) -> list[sqlite3.Row]:
-        # Under the lock too: a read between another coroutine's BEGIN and COMMIT on this shared
-        # connection would see rows that may still be rolled back.
-        async with self._lock:
-            with translating(self.path):
-                return list(await self._db.execute_fetchall(sql, args))
+        with translating(self.path):
+            return list(await self._db.execute_fetchall(sql, args))
 
     async def acquire_lease(self, run_id: str, owner: str, ttl_s: float) -> LeaseHolder | None:
-        async with self._transaction() as db:
+        def acquire(conn: sqlite3.Connection) -> LeaseHolder | None:
             now = self._clock()  # after BEGIN IMMEDIATE: the lock may have taken a while
-            rows = list(
-                await db.execute_fetchall(
-                    "select owner, pid, host, expires_at from leases where run_id = ?",
-                    (run_id,),
-                )
-            )
+            rows = conn.execute(
+                "select owner, pid, host, expires_at from leases where run_id = ?", (run_id,)
+            ).fetchall()
             if rows:
                 holder = LeaseHolder(*rows[0])
                 if not lease_is_free(holder, owner, now):
                     return holder
-            await db.execute(
+            conn.execute(
                 """insert into leases (run_id, owner, pid, host, expires_at) values (?, ?, ?, ?, ?)
                    on conflict(run_id) do update set owner = excluded.owner,
                      pid = excluded.pid, host = excluded.host, expires_at = excluded.expires_at""",
                 (run_id, owner, os.getpid(), HOST, now + ttl_s),
             )
-        return None
+            return None
+
+        return await self._in_transaction(acquire)
 
     async def renew_lease(self, run_id: str, owner: str, ttl_s: float) -> bool:
-        async with self._transaction() as db:
-            cursor = await db.execute(
+        def renew(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
                 "update leases set expires_at = ? where run_id = ? and owner = ?",
                 (self._clock() + ttl_s, run_id, owner),
             )
             return cursor.rowcount == 1
 
-    async def release_lease(self, run_id: str, owner: str) -> None:
-        async with self._transaction() as db:
-            await db.execute("delete from leases where run_id = ? and owner = ?", (run_id, owner))
+        return await self._in_transaction(renew)
+
+    async def _in_transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """`work` in one transaction on the connection's thread; StorageError if the file fails."""
+        with translating(self.path):
+            return await on_thread(self._db, functools.partial(in_transaction, work=work))
