@@ -55,23 +55,30 @@ class SqliteStorage:
     async def open(cls, home: Path) -> SqliteStorage:
         """Create or open the databases under `home`; StorageError if either is unusable."""
         await asyncio.to_thread(prepare_home, home)
-        runs = await SqliteRunLog.open(home / RUNS_FILE)
-        try:
-            checkpointer = await CheckpointSaver.open(home / CHECKPOINTS_FILE)
-        except BaseException:
-            await runs.close()
-            raise
-        return cls(home, checkpointer, runs)
+        # Both at once: each file has its own connection thread, and a run waits for both.
+        opened = await asyncio.gather(
+            SqliteRunLog.open(home / RUNS_FILE),
+            CheckpointSaver.open(home / CHECKPOINTS_FILE),
+            return_exceptions=True,
+        )
+        runs, checkpointer = opened
+        if isinstance(runs, SqliteRunLog) and isinstance(checkpointer, CheckpointSaver):
+            return cls(home, checkpointer, runs)
+        # The run log's error first, as when they were opened one after the other.
+        error = next(e for e in opened if isinstance(e, BaseException))
+        await asyncio.gather(*(o.close() for o in opened if not isinstance(o, BaseException)))
+        raise error
 
     async def close(self) -> None:
         try:
             await self._cache.close()
         finally:
-            try:
-                await self._runs.close()
-            finally:
-                await self._saver.drain()
-                await self._saver.conn.close()
+            closed = await asyncio.gather(
+                self._runs.close(), self._saver.close(), return_exceptions=True
+            )
+            for error in closed:
+                if error is not None:
+                    raise error
 
 
 class CheckpointSaver(TranslatingSaver, GroupCommitSqliteSaver):
@@ -100,6 +107,13 @@ class CheckpointSaver(TranslatingSaver, GroupCommitSqliteSaver):
             await conn.close()
             raise
         return saver
+
+    async def close(self) -> None:
+        """Wait for pending writes, then close the connection."""
+        try:
+            await self.drain()
+        finally:
+            await self.conn.close()
 
     def _translating(self) -> AbstractContextManager[Any]:
         return translating(self.path)
