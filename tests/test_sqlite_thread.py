@@ -18,6 +18,20 @@ from orchestrator.storage.sqlite_runlog import SqliteRunLog
 from orchestrator.storage.sqlite_thread import in_transaction, on_thread, write_rows
 
 
+@pytest.fixture
+def trips(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Every function handed to an aiosqlite connection's thread, from now on."""
+    handed: list[object] = []
+    original = aiosqlite.Connection._execute
+
+    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        handed.append(fn)
+        return await original(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    return handed
+
+
 async def test_work_runs_on_the_connection_s_thread_with_its_connection(tmp_path: Path) -> None:
     async with aiosqlite.connect(tmp_path / "x.sqlite", isolation_level=None) as db:
         where = await on_thread(db, lambda conn: (threading.get_ident(), conn))
@@ -32,8 +46,8 @@ async def test_rows_are_all_committed_or_none(tmp_path: Path) -> None:
         await db.execute("create table t (a integer primary key)")
         await on_thread(db, lambda c: write_rows(c, [("insert into t values (?)", [(1,), (2,)])]))
         with pytest.raises(sqlite3.IntegrityError):
-            statements = [("insert into t values (?)", [(3,)]), ("insert into t values (?)", [(1,)])]
-            await on_thread(db, lambda c: write_rows(c, statements))
+            insert = "insert into t values (?)"
+            await on_thread(db, lambda c: write_rows(c, [(insert, [(3,)]), (insert, [(1,)])]))
         assert await on_thread(db, lambda c: c.in_transaction) is False
         assert list(await db.execute_fetchall("select a from t order by a")) == [(1,), (2,)]
 
@@ -47,17 +61,9 @@ async def test_rows_are_all_committed_or_none(tmp_path: Path) -> None:
 
 
 async def test_a_run_log_write_is_one_trip_to_the_thread(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, trips: list[object]
 ) -> None:
     log = await SqliteRunLog.open(tmp_path / "runs.sqlite")
-    trips: list[str] = []
-    original = aiosqlite.Connection._execute
-
-    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        trips.append(getattr(fn, "__name__", repr(fn)))
-        return await original(self, fn, *args, **kwargs)
-
-    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
     try:
         for write in (
             log.start_run("r1", "wf", None, "task"),
@@ -96,7 +102,7 @@ async def test_a_failed_run_log_write_is_a_storage_error_and_the_next_one_works(
 
 
 async def test_a_checkpoint_reads_as_langgraph_reads_it_in_one_trip(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, trips: list[object]
 ) -> None:
     from langgraph.checkpoint.base import empty_checkpoint
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
@@ -120,17 +126,9 @@ async def test_a_checkpoint_reads_as_langgraph_reads_it_in_one_trip(
                 {"configurable": {"thread_id": "t", "checkpoint_ns": "", "checkpoint_id": "no"}},
                 {"configurable": {"thread_id": "nobody"}},
             ):
-                trips: list[object] = []
-                original = aiosqlite.Connection._execute
-
-                async def counted(self: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
-                    trips.append(fn)
-                    return await original(self, fn, *args, **kwargs)
-
-                monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+                trips.clear()
                 got = await ours.aget_tuple(config)
                 assert len(trips) == 1
-                monkeypatch.undo()
                 assert got == await theirs.aget_tuple(config)
         latest = await ours.aget_tuple({"configurable": {"thread_id": "t"}})
         assert latest is not None and latest.metadata["step"] == 2
