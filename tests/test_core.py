@@ -139,6 +139,39 @@ async def test_concurrency_limit_bounds_calls_in_flight(tmp_path: Path) -> None:
     assert result.status == "completed" and peak == 2
 
 
+async def test_concurrent_runs_each_solve_their_own_plan_through_one_cached_task(
+    tmp_path: Path,
+) -> None:
+    """Every step runs as one module-level LangGraph task that finds its run's plan in the
+    context it was called from: concurrent runs must each get their own steps, and LangGraph
+    builds the task's runnable once (around a closure it built one per step)."""
+    from langgraph.pregel._call import CACHE
+
+    from orchestrator.graph.execute import _solve_step
+
+    def answer(messages: list[Message], params: Any) -> str:
+        return f"answer to {subproblem(messages).strip()}"
+
+    async def run(i: int) -> Any:
+        steps = plan(*((f"r{i}s{j}", "generate", []) for j in range(3)))
+
+        def writer(messages: list[Message], params: Any) -> str:
+            if params.purpose == "plan":
+                return json.dumps({"subproblems": steps})
+            return answer(messages, params)
+
+        models = {"writer": FunctionModel(writer), "thinker": FunctionModel(answer)}
+        return await Workflow(SPEC, models=models, home=tmp_path).arun("t", run_id=f"r{i}")
+
+    results = await asyncio.gather(*(run(i) for i in range(6)))
+    for i, result in enumerate(results):
+        assert result.status == "completed"
+        assert {s.id: s.output for s in result.subproblems} == {
+            f"r{i}s{j}": f"answer to task r{i}s{j}" for j in range(3)
+        }
+    assert (_solve_step, True) in CACHE
+
+
 async def test_a_failed_step_fails_the_run_keeps_its_cost_and_resumes(tmp_path: Path) -> None:
     writer = TestModel(plan=plan(("s1", "generate", []), ("s2", "reason", [])))
     thinker = TestModel([ModelError("thinker is down", profile="thinker", model="think-model")])

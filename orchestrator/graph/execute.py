@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import Any, cast
 
 from langgraph.func import task as langgraph_task
@@ -25,6 +26,24 @@ from ..steps import Step, StepResult
 from .context import RunContext
 from .solve import solve
 from .state import RunState
+
+SolveOne = Callable[[str], Awaitable[dict[str, Any]]]
+_solve_one: ContextVar[SolveOne] = ContextVar("orchestrator_solve_one")
+
+
+async def _solve_step(sid: str) -> dict[str, Any]:
+    """One step, as a LangGraph task: the running plan's `run_one`, found in the context the
+    task was called from (LangGraph copies the caller's context into each task).
+
+    A module-level function because LangGraph caches the runnable it wraps around a task
+    function only for a function it can import by name; around `run_one` itself (a closure) it
+    built a new one, with two `inspect.signature` calls, for every step of every run.
+    """
+    return await _solve_one.get()(sid)
+
+
+# The task's name ("solve") is what LangGraph checkpoints a step's result under.
+_solve_task = cast(SolveOne, langgraph_task(name="solve")(cast(Any, _solve_step)))
 
 
 async def execute_node(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
@@ -50,13 +69,9 @@ async def run_plan(ctx: RunContext, task_text: str, plan: list[Step]) -> dict[st
         async with slots:
             return (await solve(ctx, task_text, step, inputs)).to_state()
 
-    # langgraph's decorator typing does not follow an inner coroutine function; the cast
-    # states what it returns.
-    solve_task = cast(
-        "Callable[[str], Awaitable[dict[str, Any]]]",
-        langgraph_task(name="solve")(cast(Any, run_one)),
-    )
-    futures = {asyncio.ensure_future(solve_task(step.id)): step.id for step in plan}
+    # Set in this node's context only: runs (and plans) beside this one have their own.
+    _solve_one.set(run_one)
+    futures = {asyncio.ensure_future(_solve_task(step.id)): step.id for step in plan}
     results: dict[str, StepResult] = {}
     first_error: BaseException | None = None
     pending = set(futures)
