@@ -644,3 +644,30 @@ def test_first_opens_of_a_new_home_from_many_threads_at_once_all_succeed(tmp_pat
         assert errors == [], f"round {round_}: {errors[0]!r}"
         with closing(sqlite3.connect(home / "runs.sqlite")) as db:
             assert db.execute("select count(*) from runs").fetchone() == (6,)
+
+
+async def _open_and_start(home: Path, run_id: str) -> None:
+    async with open_storage(home) as storage:
+        await storage.runs.start_run(run_id, "wf", None, "task")
+
+
+def _child_opens(home: Path) -> None:
+    asyncio.run(_open_and_start(home, "child"))
+
+
+def test_a_forked_child_opens_storage_after_its_parent(tmp_path: Path) -> None:
+    """The state directory is checked on a thread kept for the process; a child forked after
+    the parent made that thread has none of it, and must not hand its check to it (it would
+    wait forever)."""
+    import multiprocessing
+
+    asyncio.run(_open_and_start(tmp_path / "parent", "parent"))
+    child = multiprocessing.get_context("fork").Process(
+        target=_child_opens, args=(tmp_path / "child",)
+    )
+    child.start()
+    child.join(timeout=30)
+    if child.exitcode is None:
+        child.kill()
+    assert child.exitcode == 0
+    assert query(tmp_path / "child" / "runs.sqlite", "select run_id from runs") == [("child",)]

@@ -97,7 +97,7 @@ def translating(path: Path) -> Iterator[None]:
 def prepare_home(home: Path) -> None:
     """Create the state directory if needed; StorageError if it cannot hold the databases.
 
-    Blocking (it touches the file system): run it in a thread.
+    Blocking (it touches the file system): run it off the event loop.
     """
     try:
         home.mkdir(parents=True, exist_ok=True)

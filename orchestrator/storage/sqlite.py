@@ -14,7 +14,9 @@ front as one StorageError.
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, suppress
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,18 @@ RUNS_FILE = "runs.sqlite"
 CACHE_FILE = "cache.sqlite"
 
 
+_file_systems: dict[int, ThreadPoolExecutor] = {}
+
+
+def _file_system() -> ThreadPoolExecutor:
+    """This process's thread for file-system checks (a forked child's own: the parent's thread
+    is not in it, and work handed to it would wait forever)."""
+    pid = os.getpid()
+    if pid not in _file_systems:
+        _file_systems[pid] = ThreadPoolExecutor(1, thread_name_prefix="orchestrator-fs")
+    return _file_systems[pid]
+
+
 class SqliteStorage:
     """Checkpointer, run log and response cache in one directory. Open with `open`."""
 
@@ -54,7 +68,10 @@ class SqliteStorage:
     @classmethod
     async def open(cls, home: Path) -> SqliteStorage:
         """Create or open the databases under `home`; StorageError if either is unusable."""
-        await asyncio.to_thread(prepare_home, home)
+        # Off the event loop (LangGraph's dev server refuses blocking calls on it), on one
+        # thread kept for the process: the loop's default executor starts a thread and joins
+        # it again for every event loop, ~1 ms of a run that has a loop of its own.
+        await asyncio.get_running_loop().run_in_executor(_file_system(), prepare_home, home)
         # Both at once: each file has its own connection thread, and a run waits for both.
         opened = await asyncio.gather(
             SqliteRunLog.open(home / RUNS_FILE),
