@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 from typing import Any
 
@@ -41,9 +41,10 @@ class Template:
     instruction: str
     user: str
 
-    @property
+    @cached_property
     def variables(self) -> frozenset[str]:
-        """The state keys the template reads (the first part of each slot)."""
+        """The state keys the template reads (the first part of each slot); found once, as
+        every render checks them."""
         slots = _SLOT.findall(self.instruction) + _SLOT.findall(self.user)
         return frozenset(slot.split(".")[0] for slot in slots)
 
