@@ -69,9 +69,13 @@ async def run_plan(ctx: RunContext, task_text: str, plan: list[Step]) -> dict[st
         async with slots:
             return (await solve(ctx, task_text, step, inputs)).to_state()
 
-    # Set in this node's context only: runs (and plans) beside this one have their own.
-    _solve_one.set(run_one)
-    futures = {asyncio.ensure_future(_solve_task(step.id)): step.id for step in plan}
+    # Each task copies the context it is called from: set for those calls only (runs and plans
+    # beside this one have their own).
+    token = _solve_one.set(run_one)
+    try:
+        futures = {asyncio.ensure_future(_solve_task(step.id)): step.id for step in plan}
+    finally:
+        _solve_one.reset(token)
     results: dict[str, StepResult] = {}
     first_error: BaseException | None = None
     pending = set(futures)
