@@ -22,7 +22,8 @@ workflow is parsed once (a one-time cost, printed, not in the figures); each orc
 opens its SQLite storage in ORCHESTRATOR_HOME, takes and releases its lease, writes its
 checkpoints and run log: that is part of what is measured. The fake server runs in a child
 process so that its threads do not compete with the client for the GIL.
-Usage: python benchmarks/overhead.py [--json] [--runs N]
+It also runs the same workflow and plans on in-process test models, with no HTTP at all: what
+orchestrator's own machinery costs a run. Usage: python benchmarks/overhead.py [--json] [--runs N]
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ import openai
 import orchestrator
 from orchestrator.models.openai import RAW_RESPONSE
 from orchestrator.models.pool import build_client
+from orchestrator.testing import TestModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests import fakehttp
@@ -290,6 +292,26 @@ def measure(server: Connection, n: int, runs: int, home: str) -> dict[str, Any]:
     }
 
 
+def machinery_only(n: int, runs: int) -> dict[str, float]:
+    """The same workflow and plan on in-process test models (`orchestrator.testing`): no HTTP
+    at all, so what is left is orchestrator's own machinery per run (storage, lease, LangGraph,
+    durable checkpoints, run log), one `asyncio.run` per run as above."""
+    steps = plan_of(n)["subproblems"]
+    models = {"thinker": TestModel(plan=steps), "writer": TestModel(plan=steps)}
+    flow = orchestrator.Workflow(workflow().spec, models=models)
+    walls, cpus = [], []
+    for i in range(runs + 1):  # the first is a warm-up
+        cpu, started = time.process_time(), time.perf_counter()
+        result = flow.run(TASK)
+        if result.status != "completed":
+            raise SystemExit(f"test-model run did not complete: {result.status} {result.error}")
+        if i:
+            walls.append(time.perf_counter() - started)
+            cpus.append(time.process_time() - cpu)
+    return {"subproblems": n, "wall_ms": round(statistics.median(walls) * 1000, 1),
+            "cpu_ms": round(statistics.median(cpus) * 1000, 1)}  # fmt: skip
+
+
 def overhead_fit(rows: list[dict[str, Any]]) -> dict[str, float]:
     """Overhead (orchestrator - baseline) as a line through the smallest and the largest N: a
     fixed part per run plus a part per subproblem. Rough: each end is a median."""
@@ -340,12 +362,16 @@ def main() -> None:
         child.join(timeout=10)
     fit = overhead_fit(rows)
     parse_ms = parse_cost_ms()
+    with tempfile.TemporaryDirectory() as home:
+        os.environ["ORCHESTRATOR_HOME"] = home
+        alone = [machinery_only(n, args.runs) for n in SIZES]
     first = rows[0]
     timeouts = ", ".join(f"{m} {t:g} s" for m, t in first["timeouts_s"].items())
     setup = SETUP.format(clients=first["clients_per_run"], timeouts=timeouts)
     if args.json:
         print(json.dumps({"runs": args.runs, "latency_s": 0, "baseline_setup": setup,
-                          "workflow_parse_ms": round(parse_ms, 2), "results": rows, "fit": fit},
+                          "workflow_parse_ms": round(parse_ms, 2), "results": rows, "fit": fit,
+                          "machinery_only": alone},
                          indent=2))  # fmt: skip
         return
     print(f"zero-latency fake server; median of {args.runs} interleaved runs per side after"
@@ -373,6 +399,9 @@ def main() -> None:
               f" orchestrator {r['orchestrator_cpu_s'] * 1000:.1f} ms, baseline"
               f" {r['baseline_cpu_s'] * 1000:.1f} ms: {r['cpu_ratio']:.2f}x,"
               f" {r['cpu_overhead_ms_per_call']:.2f} ms/call")  # fmt: skip
+    print("orchestrator alone, on in-process test models (no HTTP): " + ", ".join(
+        f"N={a['subproblems']} {a['wall_ms']:.1f} ms wall, {a['cpu_ms']:.1f} ms CPU"
+        for a in alone))  # fmt: skip
     print(f"overhead, rough fit through N={SIZES[0]} and N={SIZES[-1]}: {fit['ms_per_run']:.1f} ms"
           f" per run + {fit['ms_per_subproblem']:.2f} ms per subproblem")  # fmt: skip
     print("ratio orchestrator/baseline: " + ", ".join(
