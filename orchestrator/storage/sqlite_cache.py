@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import sqlite3
 from pathlib import Path
@@ -22,6 +23,7 @@ from .base import CacheStats
 from .cache_writes import COLUMNS, SELECT_ANSWER, Row, WriteBehindCache
 from .diagnose import translating, use_wal
 from .migrations import Migration, migrate
+from .sqlite_thread import on_thread, write_rows
 
 BUSY_TIMEOUT_S = 30.0
 
@@ -131,16 +133,8 @@ class SqliteResponseCache(WriteBehindCache):
 
 
 async def _in_transaction(db: aiosqlite.Connection, sql: str, rows: list[Row]) -> None:
-    # IMMEDIATE: take the file's write lock now (waiting out other processes' writes).
-    await db.execute("begin immediate")
-    try:
-        await db.executemany(sql, rows)
-        await db.execute("commit")
-    except BaseException:
-        # SQLite has already rolled back after some errors (a full disk).
-        with contextlib.suppress(sqlite3.Error):
-            await db.execute("rollback")
-        raise
+    # BEGIN IMMEDIATE, the rows, COMMIT (or a rollback) in one trip to the connection's thread.
+    await on_thread(db, functools.partial(write_rows, statements=[(sql, rows)]))
 
 
 def _disk_size(path: Path) -> int:

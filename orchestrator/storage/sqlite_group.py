@@ -15,7 +15,6 @@ close). Here both queries run in one, and the rows are turned into a tuple as La
 
 from __future__ import annotations
 
-import functools
 import json
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
@@ -35,9 +34,9 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.checkpoint.sqlite.utils import load_pending_writes, pending_writes_sql
 
-from .group_commit import GroupCommit, Statements, Writer
+from .group_commit import GroupCommit, Writer
 from .saver import writes_replace
-from .sqlite_thread import on_thread, write_rows
+from .sqlite_thread import on_thread, writing
 
 PUT_CHECKPOINT = (
     "INSERT OR REPLACE INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, "
@@ -81,13 +80,7 @@ class GroupCommitSqliteSaver(GroupCommit, AsyncSqliteSaver):
             meta.encode("utf-8", "ignore"),
         )
         await self._append(PUT_CHECKPOINT, [row])
-        return {
-            "configurable": {
-                "thread_id": configurable["thread_id"],
-                "checkpoint_ns": configurable["checkpoint_ns"],
-                "checkpoint_id": checkpoint["id"],
-            }
-        }
+        return _config(configurable["thread_id"], configurable["checkpoint_ns"], checkpoint["id"])
 
     async def aput_writes(
         self,
@@ -142,11 +135,7 @@ class GroupCommitSqliteSaver(GroupCommit, AsyncSqliteSaver):
     @asynccontextmanager
     async def _committing(self) -> AsyncIterator[Writer]:
         async with self.lock:  # the saver's reads take it too: none sees half a batch
-            yield self._write
-
-    async def _write(self, statements: Statements) -> None:
-        # The whole transaction in one trip to the connection's thread (sqlite_thread.py).
-        await on_thread(self.conn, functools.partial(write_rows, statements=statements))
+            yield writing(self.conn)
 
 
 def _config(thread_id: str, ns: str, checkpoint_id: str) -> RunnableConfig:

@@ -26,11 +26,11 @@ import aiosqlite
 
 from .base import LeaseHolder
 from .diagnose import translating, use_wal
-from .group_commit import Statements, Writer
+from .group_commit import Writer
 from .liveness import HOST, lease_is_free
 from .migrations import migrate
 from .sql_runlog import SqlRunLog
-from .sqlite_thread import in_transaction, on_thread, write_rows
+from .sqlite_thread import in_transaction, on_thread, writing
 
 BUSY_TIMEOUT_S = 30.0
 T = TypeVar("T")
@@ -70,10 +70,7 @@ class SqliteRunLog(SqlRunLog):
     @asynccontextmanager
     async def _committing(self) -> AsyncIterator[Writer]:
         with translating(self.path):
-            yield self._write
-
-    async def _write(self, statements: Statements) -> None:
-        await on_thread(self._db, functools.partial(write_rows, statements=statements))
+            yield writing(self._db)
 
     async def _read(self, sql: str, args: tuple[object, ...]) -> list[sqlite3.Row]:
         with translating(self.path):

@@ -9,14 +9,16 @@ the `sqlite3.Connection` itself, on the thread, and does all of it in one trip.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Callable, Sequence
 from typing import TypeVar, cast
 
 import aiosqlite
 
+from .group_commit import Row, Writer
+
 T = TypeVar("T")
-Row = tuple[object, ...]
 Statements = Sequence[tuple[str, Sequence[Row]]]
 
 
@@ -58,3 +60,12 @@ def write_rows(conn: sqlite3.Connection, statements: Statements) -> None:
             conn.executemany(sql, rows)
 
     in_transaction(conn, write)
+
+
+def writing(db: aiosqlite.Connection) -> Writer:
+    """A group commit's `Writer` for `db`: each batch in one transaction, in one trip."""
+
+    async def write(statements: Statements) -> None:
+        await on_thread(db, functools.partial(write_rows, statements=statements))
+
+    return write
