@@ -21,7 +21,6 @@ import contextlib
 import functools
 import ssl
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 
 import httpx
 import httpx2
@@ -88,19 +87,14 @@ def _ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-@dataclass
-class _Shared:
-    pool: ClientPool = field(default_factory=ClientPool)
-
-
-_shared: dict[asyncio.AbstractEventLoop, _Shared] = {}
+_shared: dict[asyncio.AbstractEventLoop, ClientPool] = {}
 
 
 @contextlib.asynccontextmanager
 async def shared_pool() -> AsyncIterator[ClientPool]:
     """The pool of this event loop's runs in flight; closed when the last one leaves."""
     loop = asyncio.get_running_loop()
-    pool = _shared.setdefault(loop, _Shared()).pool
+    pool = _shared.setdefault(loop, ClientPool())
     pool.runs += 1
     try:
         yield pool
