@@ -23,7 +23,9 @@ opens its SQLite storage in ORCHESTRATOR_HOME, takes and releases its lease, wri
 checkpoints and run log: that is part of what is measured. The fake server runs in a child
 process so that its threads do not compete with the client for the GIL.
 It also runs the same workflow and plans on in-process test models, with no HTTP at all: what
-orchestrator's own machinery costs a run. Usage: python benchmarks/overhead.py [--json] [--runs N]
+orchestrator's own machinery costs a run; and LangGraph alone running the same shape with no-op
+nodes (langgraph_floor.py), beside what the 1.10x goal allows a run over the baseline.
+Usage: python benchmarks/overhead.py [--json] [--runs N]
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ from orchestrator.models.pool import build_client
 from orchestrator.testing import TestModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import langgraph_floor  # beside this file
+
 from tests import fakehttp
 from tests.fakeserver import FakeOpenAI
 
@@ -252,15 +256,26 @@ def measure(server: Connection, n: int, runs: int, home: str) -> dict[str, Any]:
     baseline = Baseline(record_bodies(requests), timeouts, built[0])
     _, replayed, _ = one_run(server, baseline.run, plan)  # warm-up
     assert fingerprint(replayed) == fingerprint(requests), "baseline requests differ"
-    orch, base, orch_cpu, base_cpu = [], [], [], []
+    wired = [
+        langgraph_floor.HandWired(
+            baseline.bodies, baseline.call, baseline.stream, new_client, built[0], path
+        )
+        for path in (Path(home) / "hand-wired.sqlite", None)
+    ]
+    for side in wired:
+        _, replayed, _ = one_run(server, side.run, plan)  # warm-up
+        assert fingerprint(replayed) == fingerprint(requests), "hand-wired requests differ"
+    orch, base, hand, bare, orch_cpu, base_cpu = [], [], [], [], [], []
     load = [os.getloadavg()[0]]
-    for _ in range(runs):  # interleaved, so that load from elsewhere hits both alike
+    for _ in range(runs):  # interleaved, so that load from elsewhere hits every side alike
         wall, _, cpu = one_run(server, run_orchestrator, plan)
         orch.append(wall)
         orch_cpu.append(cpu)
         wall, _, cpu = one_run(server, baseline.run, plan)
         base.append(wall)
         base_cpu.append(cpu)
+        hand.append(one_run(server, wired[0].run, plan)[0])
+        bare.append(one_run(server, wired[1].run, plan)[0])
     load.append(os.getloadavg()[0])
     oc, bc = statistics.median(orch_cpu), statistics.median(base_cpu)
     o, b = statistics.median(orch), statistics.median(base)
@@ -276,6 +291,10 @@ def measure(server: Connection, n: int, runs: int, home: str) -> dict[str, Any]:
         "orchestrator_iqr_s": [round(q, 4) for q in quartiles(orch)[::2]],
         "baseline_iqr_s": [round(q, 4) for q in quartiles(base)[::2]],
         "ratio": round(o / b, 2),
+        "hand_wired_s": round(statistics.median(hand), 4),
+        "hand_wired_ratio": round(statistics.median(hand) / b, 2),
+        "hand_wired_no_checkpoints_s": round(statistics.median(bare), 4),
+        "hand_wired_no_checkpoints_ratio": round(statistics.median(bare) / b, 2),
         "ratio_iqr": [round(q, 2) for q in ratios[::2]],
         "overhead_ms_per_call": round((o - b) * 1000 / calls, 2),
         "overhead_ms_per_call_iqr": [round(q, 2) for q in per_call[::2]],
@@ -365,13 +384,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as home:
         os.environ["ORCHESTRATOR_HOME"] = home
         alone = [machinery_only(n, args.runs) for n in SIZES]
+    floor = langgraph_floor.floor(SIZES, args.runs)
+    allowed = {r["subproblems"]: round(r["baseline_s"] * 100, 1) for r in rows}  # 10 %, in ms
     first = rows[0]
     timeouts = ", ".join(f"{m} {t:g} s" for m, t in first["timeouts_s"].items())
     setup = SETUP.format(clients=first["clients_per_run"], timeouts=timeouts)
     if args.json:
         print(json.dumps({"runs": args.runs, "latency_s": 0, "baseline_setup": setup,
                           "workflow_parse_ms": round(parse_ms, 2), "results": rows, "fit": fit,
-                          "machinery_only": alone},
+                          "machinery_only": alone, "langgraph_alone": floor,
+                          "allowed_at_1_10x_ms": allowed},
                          indent=2))  # fmt: skip
         return
     print(f"zero-latency fake server; median of {args.runs} interleaved runs per side after"
@@ -402,6 +424,17 @@ def main() -> None:
     print("orchestrator alone, on in-process test models (no HTTP): " + ", ".join(
         f"N={a['subproblems']} {a['wall_ms']:.1f} ms wall, {a['cpu_ms']:.1f} ms CPU"
         for a in alone))  # fmt: skip
+    print("LangGraph wired by hand (the baseline's requests from a LangGraph graph;"
+          " langgraph_floor.HandWired), its own SQLite saver with durability sync / no"
+          " checkpointer: " + ", ".join(
+          f"N={r['subproblems']} {r['hand_wired_s'] * 1000:.1f} ms {r['hand_wired_ratio']:.2f}x"
+          f" / {r['hand_wired_no_checkpoints_s'] * 1000:.1f} ms"
+          f" {r['hand_wired_no_checkpoints_ratio']:.2f}x" for r in rows)
+          + " the baseline")  # fmt: skip
+    print("LangGraph alone, the same shape with no-op nodes (langgraph_floor.py), ms wall:"
+          f" {langgraph_floor.describe(floor)}; the 1.10x goal allows a run "
+          + ", ".join(f"N={n} {ms:.1f} ms" for n, ms in allowed.items())
+          + " over the baseline")  # fmt: skip
     print(f"overhead, rough fit through N={SIZES[0]} and N={SIZES[-1]}: {fit['ms_per_run']:.1f} ms"
           f" per run + {fit['ms_per_subproblem']:.2f} ms per subproblem")  # fmt: skip
     print("ratio orchestrator/baseline: " + ", ".join(

@@ -117,12 +117,17 @@ async def sdk_side(path: str, n: int, concurrency: int) -> dict[str, Any]:
         return await measured(one, n, concurrency, None)
 
 
-async def client_side(url: str, n: int, concurrency: int, pid: int) -> dict[str, Any]:
+async def client_side(
+    url: str, n: int, concurrency: int, pid: int, record: str | None
+) -> dict[str, Any]:
     import httpx
 
     body = {"model": "serve-bench", "stream": True, "messages": [{"role": "user", "content": TASK}]}
     limits = httpx.Limits(max_connections=n + WARMUP, max_keepalive_connections=n + WARMUP)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=300) as client:
+        if record:  # one response as serve sent it, for the bare app to send back (asgi_floor)
+            response = await client.post("/v1/chat/completions", json=body)
+            Path(record).write_bytes(response.content)
 
         async def one() -> float:
             started = time.perf_counter()
@@ -150,7 +155,7 @@ def worker(args: argparse.Namespace) -> None:
         with asyncio.Runner(loop_factory=factory) as runner:
             print(json.dumps(runner.run(sdk_side(args.target, args.n, args.concurrency))))
         return
-    side = client_side(args.target, args.n, args.concurrency, args.server_pid)
+    side = client_side(args.target, args.n, args.concurrency, args.server_pid, args.record)
     print(json.dumps(asyncio.run(side)))
 
 
@@ -171,6 +176,10 @@ def run_worker(kind: str, target: str, env: dict[str, str], *options: str) -> di
 def start_serve(path: str, env: dict[str, str], n: int) -> tuple[subprocess.Popen[str], str]:
     cmd = [sys.executable, "-m", "orchestrator.cli", "serve", path, "--port", "0", "--quiet"]
     cmd += ["--max-concurrent-runs", str(4 * n)]
+    return start_server(cmd, env)
+
+
+def start_server(cmd: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
         cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env
     )
@@ -191,28 +200,41 @@ def subprocess_drain(proc: subprocess.Popen[str]) -> None:
     threading.Thread(target=lambda: [None for _ in stream], daemon=True).start()
 
 
-def one_round(path: str, base_url: str, n: int, concurrency: int) -> dict[str, dict[str, Any]]:
+def bench_env(base_url: str, home: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "OPENAI_BASE_URL": base_url,
+        "OPENAI_API_KEY": "sk-bench",
+        "ORCHESTRATOR_HOME": home,
+        "PYTHONPATH": str(ROOT),
+    }
+
+
+def client_of(
+    server: tuple[subprocess.Popen[str], str], env: dict[str, str], *options: str
+) -> dict[str, Any]:
+    """Run the HTTP client worker against a started server, then stop the server."""
+    proc, url = server
+    try:
+        return run_worker("client", url, env, *options, "--server-pid", str(proc.pid))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+def one_round(
+    path: str, base_url: str, n: int, concurrency: int, record: str
+) -> dict[str, dict[str, Any]]:
     options = ("--n", str(n), "--concurrency", str(concurrency))
     out: dict[str, dict[str, Any]] = {}
-    for side in ("sdk", "serve"):
-        with tempfile.TemporaryDirectory() as home:
-            env = {
-                **os.environ,
-                "OPENAI_BASE_URL": base_url,
-                "OPENAI_API_KEY": "sk-bench",
-                "ORCHESTRATOR_HOME": home,
-                "PYTHONPATH": str(ROOT),
-            }
-            if side == "sdk":
-                out[side] = run_worker("sdk", path, env, *options)
-                continue
-            proc, url = start_serve(path, env, n)
-            try:
-                pid = ("--server-pid", str(proc.pid))
-                out[side] = run_worker("client", url, env, *options, *pid)
-            finally:
-                proc.terminate()
-                proc.wait(timeout=60)
+    with tempfile.TemporaryDirectory() as home:
+        out["sdk"] = run_worker("sdk", path, bench_env(base_url, home), *options)
+    with tempfile.TemporaryDirectory() as home:
+        env = bench_env(base_url, home)
+        out["serve"] = client_of(start_serve(path, env, n), env, *options, "--record", record)
+    # The HTTP stack alone, answering with the response serve just sent (asgi_floor.py).
+    floor = [sys.executable, str(ROOT / "benchmarks" / "asgi_floor.py"), record]
+    out["bare"] = client_of(start_server(floor, env), env, *options)
     return out
 
 
@@ -223,13 +245,13 @@ def pct(values: list[float], q: float) -> float:
 
 def summarize(rounds: list[dict[str, dict[str, Any]]], n: int) -> dict[str, Any]:
     figures: dict[str, Any] = {}
-    for side in ("sdk", "serve"):
+    for side in ("sdk", "serve", "bare"):
         latencies = [x for r in rounds for x in r[side]["latencies"]]
         figures[side] = {
             "p50_ms": round(1000 * pct(latencies, 0.5), 1),
             "p95_ms": round(1000 * pct(latencies, 0.95), 1),
             "requests_per_s": round(statistics.median(n / r[side]["wall"] for r in rounds), 1),
-            # the SDK's process, or the server's: where the workflow runs
+            # the SDK's process, or the server's: where the workflow runs (bare: none does)
             "cpu_ms_per_request": round(
                 1000 * sum(r[side]["cpu"] for r in rounds) / n / len(rounds), 2
             ),
@@ -240,6 +262,9 @@ def summarize(rounds: list[dict[str, dict[str, Any]]], n: int) -> dict[str, Any]
     figures["added"] = {
         "p50_ms": round(figures["serve"]["p50_ms"] - figures["sdk"]["p50_ms"], 1),
         "p95_ms": round(figures["serve"]["p95_ms"] - figures["sdk"]["p95_ms"], 1),
+        "cpu_ms_per_request": round(
+            figures["serve"]["cpu_ms_per_request"] - figures["sdk"]["cpu_ms_per_request"], 2
+        ),
     }
     return figures
 
@@ -254,6 +279,7 @@ def main() -> None:
     parser.add_argument("--server-pid", type=int)
     parser.add_argument("--worker", choices=["sdk", "client"])
     parser.add_argument("--target")
+    parser.add_argument("--record", help="save one streamed response here before measuring")
     args = parser.parse_args()
     if args.worker:
         worker(args)
@@ -265,7 +291,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as directory:
         path = str(Path(directory) / "serve-bench.yaml")
         Path(path).write_text(WORKFLOW)
-        rounds = [one_round(path, base_url, args.n, args.concurrency) for _ in range(args.rounds)]
+        record = str(Path(directory) / "response.sse")
+        rounds = [
+            one_round(path, base_url, args.n, args.concurrency, record) for _ in range(args.rounds)
+        ]
     ours.send(None)
     server.join(10)
     figures = {"n": args.n, "concurrency": args.concurrency, "rounds": args.rounds}
@@ -284,11 +313,17 @@ def main() -> None:
         )
     client = figures["serve"]["client_cpu_ms_per_request"]
     print(f"       (serve's HTTP client: {client:.2f} ms CPU per request, not counted above)")
-    added = figures["added"]
+    added, bare = figures["added"], figures["bare"]
     print(
-        f"added by serve: p50 {added['p50_ms']:+.1f} ms, p95 {added['p95_ms']:+.1f} ms "
+        f"added by serve: p50 {added['p50_ms']:+.1f} ms, p95 {added['p95_ms']:+.1f} ms, "
+        f"{added['cpu_ms_per_request']:+.2f} ms server CPU per request "
         f"({args.n} streamed requests, {args.concurrency} at once, {args.rounds} rounds, "
         f"{args.latency:g} s per model call)"
+    )
+    print(
+        f"the HTTP stack alone (asgi_floor.py: uvicorn + Starlette sending serve's recorded "
+        f"response, no workflow, the same client): {bare['cpu_ms_per_request']:.2f} ms server "
+        f"CPU per request, p50 {bare['p50_ms']:.1f} ms, {bare['requests_per_s']:.1f} req/s"
     )
 
 
