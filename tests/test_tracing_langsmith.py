@@ -173,12 +173,18 @@ def test_a_run_is_one_langsmith_trace_with_llm_runs(
     [root] = [run for run in runs.values() if not run.get("parent_run_id")]
     assert root["name"] == "smith" and root["run_type"] == "chain"
     assert root["extra"]["metadata"]["orchestrator_run_id"] == result["run_id"]
+    # LangSmith groups traces of one thread_id as a thread: every attempt of a run is in one
+    assert root["extra"]["metadata"]["thread_id"] == result["run_id"]
     assert root["session_name"] == "orchestrator-tests"
     nodes = {run["name"]: run for run in runs.values() if run.get("parent_run_id") == root["id"]}
     assert {"plan", "review", "execute", "synthesize"} <= nodes.keys()
 
     llm = [run for run in runs.values() if run["run_type"] == "llm"]
     assert len(llm) == 4  # plan, s1, s2, synthesis
+    # ...on every run of the trace, or a thread's filters and token sums miss it
+    assert {run["extra"]["metadata"].get("thread_id") for run in runs.values()} == {
+        result["run_id"]
+    }
     under = sorted(runs[run["parent_run_id"]]["name"] for run in llm)
     assert under == ["plan", "solve", "solve", "synthesize"]
     for run in llm:

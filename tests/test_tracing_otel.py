@@ -28,7 +28,14 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from orchestrator import RunResult, UsageError, Workflow, load_workflow, parse_workflow
+from orchestrator import (
+    Approve,
+    RunResult,
+    UsageError,
+    Workflow,
+    load_workflow,
+    parse_workflow,
+)
 from orchestrator.cli.main import main
 from orchestrator.testing import TestModel
 from orchestrator.tracing import RunTracer
@@ -269,6 +276,51 @@ async def test_a_failed_subproblem_and_its_run_are_errors(
     # every span ended, the run's last
     ends = [s.end_time or 0 for s in spans.all]
     assert max(ends) == run.end_time
+
+
+async def test_each_later_attempt_links_to_the_runs_first(
+    fake: FakeOpenAI, exporter: InMemorySpanExporter, tmp_path: Path
+) -> None:
+    # three attempts: paused for approval, approved (s1 fails: no retries), resumed to the end
+    fake.enqueue(Fault(status=503), model=THINKER)
+    workflow = traced(fake, exporter, tmp_path, retries=0)
+    paused = await workflow.arun("Choose a database.", approve_plan=True)
+    assert paused.status == "awaiting_approval"
+    failed = await workflow.aresume(paused.run_id, Approve())
+    assert failed.status == "failed"
+    done = await workflow.aresume(paused.run_id)
+    assert done.status == "completed"
+
+    runs = sorted(Spans(exporter.get_finished_spans()).named("invoke_agent traced"),
+                  key=lambda s: s.start_time or 0)  # fmt: skip
+    assert len(runs) == 3 and len({s.context.trace_id for s in runs}) == 3  # a trace each
+    first, *later = runs
+    assert not first.links and (first.attributes or {})["orchestrator.resumed"] is False
+    for span in later:
+        assert (span.attributes or {})["orchestrator.resumed"] is True
+        assert (span.attributes or {})["orchestrator.run_id"] == paused.run_id
+        [link] = span.links
+        assert link.context.trace_id == first.context.trace_id
+        assert link.context.span_id == first.context.span_id
+        assert (link.attributes or {})["orchestrator.link"] == "first_attempt"
+
+
+async def test_an_attempt_not_traced_keeps_the_link_for_the_next(
+    fake: FakeOpenAI, exporter: InMemorySpanExporter, tmp_path: Path
+) -> None:
+    workflow = traced(fake, exporter, tmp_path, retries=0)
+    paused = await workflow.arun("t", approve_plan=True)  # traced
+    fake.enqueue(Fault(status=503), model=THINKER)
+    untraced = Workflow(parse_workflow(workflow_yaml(fake.base_url, 0)), home=tmp_path,
+                        tracing=False)  # fmt: skip
+    # not traced, and it writes checkpoints of its own (the plan approved, s2 done, s1 failed)
+    assert (await untraced.aresume(paused.run_id, Approve())).status == "failed"
+    assert (await workflow.aresume(paused.run_id)).status == "completed"  # traced
+    runs = sorted(Spans(exporter.get_finished_spans()).named("invoke_agent traced"),
+                  key=lambda s: s.start_time or 0)  # fmt: skip
+    assert len(runs) == 2 and not runs[0].links
+    [link] = runs[1].links
+    assert link.context.span_id == runs[0].context.span_id
 
 
 async def test_custom_graph_nodes_hold_their_steps(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..events import Event
@@ -43,6 +44,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+FIRST_TRACE = "orchestrator_first_traceparent"
+"""Checkpoint metadata: the W3C traceparent of the span of the run's first traced attempt."""
 
 
 def flush_traces(timeout_s: float = 10.0) -> bool:
@@ -84,12 +88,19 @@ class RunTracer:
 
     # A failure to trace is logged, never raised: it must not fail (or hide the end of) a run.
 
-    def start(self, resumed: bool) -> None:
+    def start(self, resumed: bool, metadata: Mapping[str, Any]) -> dict[str, str]:
+        """Start the attempt's trace. `metadata` is the run's latest checkpoint's; what this
+        returns goes into the metadata of the checkpoints the attempt writes, so that a later
+        attempt links its trace to the first one (OpenTelemetry: a span link)."""
+        first = metadata.get(FIRST_TRACE)
+        first = first if isinstance(first, str) else None
+        traceparent = first  # an attempt not traced keeps it for the ones after it
         if self.otel is not None:
             try:
-                self.otel.start(resumed)
+                traceparent = self.otel.start(resumed, first)
             except Exception:
                 log.exception("OpenTelemetry tracing failed to start")
+        return {FIRST_TRACE: traceparent} if traceparent else {}
 
     def call(self, call: CallRecord, exchange: Exchange | None = None) -> None:
         """A billed call (and what it sent and got), heard in the context of the node that

@@ -21,7 +21,8 @@ from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
 from opentelemetry import trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from ..events import (
     CallFinished,
@@ -94,7 +95,11 @@ class OtelRun:
         self.waiting: dict[tuple[str, str | None, str], list[FailedAttempt]] = {}
         self.result: Any = None
 
-    def start(self, resumed: bool) -> None:
+    def start(self, resumed: bool, first: str | None) -> str | None:
+        """Start the attempt's span, linked to the run's first attempt's (`first`, a W3C
+        traceparent) when this one continues it; the traceparent of the first attempt's span
+        (this one's, when it is the first traced) for the attempts after it."""
+        earlier = _span_context(first) if first else None
         self.run = self.tracer.start_span(
             f"invoke_agent {self.spec.name}",
             kind=SpanKind.INTERNAL,
@@ -105,7 +110,13 @@ class OtelRun:
                 "orchestrator.workflow": self.spec.name,
                 "orchestrator.resumed": resumed,
             },
+            links=[Link(earlier, {"orchestrator.link": "first_attempt"})] if earlier else None,
         )
+        if earlier is not None:
+            return first
+        carrier: dict[str, str] = {}
+        TraceContextTextMapPropagator().inject(carrier, self._context(self.run))
+        return carrier.get("traceparent")  # none from a span that is not recorded
 
     def _context(self, span: Span | None) -> Any:
         return trace.set_span_in_context(span) if span is not None else None
@@ -252,6 +263,13 @@ class OtelRun:
         if result.status in ("failed", "budget_exceeded"):
             message = result.error.message if result.error else result.status
             span.set_status(Status(StatusCode.ERROR, message))
+
+
+def _span_context(traceparent: str) -> SpanContext | None:
+    """The span a W3C traceparent names (None if it names none: malformed, or not valid)."""
+    found = TraceContextTextMapPropagator().extract({"traceparent": traceparent})
+    context = trace.get_current_span(found).get_span_context()
+    return context if context.is_valid else None
 
 
 def _retry_event(span: Span, attempt: FailedAttempt) -> None:
