@@ -7,13 +7,17 @@ import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from orchestrator.serve import ServeConfig
+from orchestrator.serve import manager as manager_module
+from orchestrator.serve.manager import RunEntry, RunManager
+from orchestrator.serve.metrics import Metrics
 from tests.fakeserver import FakeOpenAI
 from tests.test_serve_support import PLAN, follow, serving, solve_calls, sse_events, write_workflow
 
@@ -177,10 +181,12 @@ def test_unknown_runs_and_bad_requests(gate: Gate, base: str) -> None:
 def test_metrics(gate: Gate, base: str, fake_openai: FakeOpenAI) -> None:
     gate.open.set()
     client = openai.OpenAI(base_url=f"{base}/v1", api_key="x", max_retries=0)
-    completion = client.chat.completions.create(
-        model="served", messages=[{"role": "user", "content": "x"}]
-    )
-    assert completion.usage is not None
+    completions = [  # two: the second counts on the same labelled series as the first
+        client.chat.completions.create(model="served", messages=[{"role": "user", "content": x}])
+        for x in ("x", "y")
+    ]
+    usages = [c.usage for c in completions]
+    assert usages[0] is not None and usages[1] is not None
     r = httpx.get(f"{base}/metrics")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
     samples = {
@@ -188,7 +194,8 @@ def test_metrics(gate: Gate, base: str, fake_openai: FakeOpenAI) -> None:
         for family in text_string_to_metric_families(r.text)
         for s in family.samples
     }
-    assert samples[("orchestrator_runs_total", (("status", "completed"), ("workflow", "served")))]
+    completed = (("status", "completed"), ("workflow", "served"))
+    assert samples[("orchestrator_runs_total", completed)] == 2
     writer_calls = sum(1 for model, _ in fake_openai.billed if model == "write-model")
     key = ("orchestrator_model_calls_total", (("model", "write-model"), ("profile", "writer")))
     assert samples[key] == writer_calls
@@ -197,13 +204,32 @@ def test_metrics(gate: Gate, base: str, fake_openai: FakeOpenAI) -> None:
         for (name, labels), v in samples.items()
         if name == "orchestrator_tokens_total" and ("kind", "input") in labels
     )
-    assert tokens == completion.usage.prompt_tokens
+    assert tokens == usages[0].prompt_tokens + usages[1].prompt_tokens
     cost = sum(v for (n, _), v in samples.items() if n == "orchestrator_cost_usd_total")
-    assert cost == pytest.approx((completion.usage.model_extra or {})["cost_usd"])
+    assert cost == pytest.approx(sum((u.model_extra or {})["cost_usd"] for u in usages))
     assert any(n == "orchestrator_model_call_seconds_bucket" for n, _ in samples)
     http = ("route", "/v1/chat/completions")
     assert any(n == "orchestrator_http_request_seconds_count" and http in ls for n, ls in samples)
     assert samples[("orchestrator_runs_active", (("workflow", "served"),))] == 0
+    chat = (("method", "POST"), ("route", "/v1/chat/completions"), ("status", "200"))
+    assert samples[("orchestrator_http_request_seconds_count", chat)] == 2
+
+
+def test_finished_runs_kept_are_the_newest(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(manager_module, "KEEP_FINISHED", 2)
+    manager = RunManager(ServeConfig({}), Metrics())
+    for run_id, running in [("f1", False), ("r1", True), ("f2", False), ("f3", False)]:
+        entry = RunEntry(run_id, cast(Any, None))
+        entry.running = running
+        manager.entries[run_id] = entry
+    manager.active = 1
+    manager._retire()  # three finished, two kept: the oldest goes
+    assert list(manager.entries) == ["r1", "f2", "f3"]
+    manager.entries["f4"] = RunEntry("f4", cast(Any, None))
+    manager._retire()
+    assert list(manager.entries) == ["r1", "f3", "f4"]  # the running one stays, however old
+    manager._retire()
+    assert list(manager.entries) == ["r1", "f3", "f4"]
 
 
 HUMAN = """

@@ -88,7 +88,8 @@ class Guard:
             await send(message)
             if message["type"] == "http.response.body" and not message.get("more_body"):
                 seconds = time.perf_counter() - started
-                self.metrics.http_seconds.labels(label, method, str(status[0])).observe(seconds)
+                timing = self.metrics.of(self.metrics.http_seconds, label, method, str(status[0]))
+                timing.observe(seconds)
 
         refusal = self._refusal(scope)
         if refusal is not None:

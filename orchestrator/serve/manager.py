@@ -207,9 +207,17 @@ class RunManager:
             )
 
     def _retire(self) -> None:
-        finished = [e for e in self.entries.values() if not e.running]
-        for old in finished[: max(0, len(finished) - KEEP_FINISHED)]:
-            del self.entries[old.run_id]
+        # Every running attempt has its entry here, so the rest are the finished ones. The
+        # oldest come first: the walk stops at the last one to drop, not at the end of all.
+        excess = len(self.entries) - self.active - KEEP_FINISHED
+        drop: list[str] = []
+        for entry in self.entries.values():
+            if len(drop) >= excess:
+                break
+            if not entry.running:
+                drop.append(entry.run_id)
+        for run_id in drop:
+            del self.entries[run_id]
 
     def cancel_nowait(self, entry: RunEntry) -> None:
         """Ask the run's attempt to stop (it records itself interrupted as it goes).
