@@ -22,7 +22,9 @@ workflow is parsed once (a one-time cost, printed, not in the figures); each orc
 opens its SQLite storage in ORCHESTRATOR_HOME, takes and releases its lease, writes its
 checkpoints and run log: that is part of what is measured. The fake server runs in a child
 process so that its threads do not compete with the client for the GIL.
-It also runs the same workflow and plans on in-process test models, with no HTTP at all: what
+The baseline's replay is `replay.py`. Interleaved with both, the same requests from a LangGraph
+graph wired by hand (`langgraph_floor.HandWired`: LangGraph's own SQLite saver, or none). It also
+runs the same workflow and plans on in-process test models, with no HTTP at all: what
 orchestrator's own machinery costs a run; and LangGraph alone running the same shape with no-op
 nodes (langgraph_floor.py), beside what the 1.10x goal allows a run over the baseline.
 Usage: python benchmarks/overhead.py [--json] [--runs N]
@@ -41,23 +43,17 @@ import statistics
 import sys
 import tempfile
 import time
-from collections import Counter
-from collections.abc import Callable, Coroutine, Iterator
-from contextlib import AsyncExitStack, contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-import openai
-
 import orchestrator
-from orchestrator.models.openai import RAW_RESPONSE
-from orchestrator.models.pool import build_client
 from orchestrator.testing import TestModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import langgraph_floor  # beside this file
+from replay import Baseline, counting_clients, fingerprint, new_client, record_bodies
 
 from tests import fakehttp
 from tests.fakeserver import FakeOpenAI
@@ -73,8 +69,6 @@ models:
 roles: {plan: writer, reason: thinker, generate: writer, synthesize: writer}
 limits: {concurrency: 64, max_subproblems: 64}
 """
-Body = dict[str, Any]
-Request = tuple[bool, Body, dict[str, str]]  # is_plan, body, headers as the server got them
 Runner = Callable[[], Coroutine[Any, Any, None]]
 SETUP = (
     "baseline: plain asyncio + openai in this process, one asyncio.run per run (as orchestrator);"
@@ -108,59 +102,6 @@ async def run_orchestrator() -> None:
         raise SystemExit(f"orchestrator run did not complete: {result.status} {result.error}")
 
 
-def new_client() -> openai.AsyncOpenAI:
-    """A client built exactly as orchestrator's `ClientPool.get` builds one (by its function)."""
-    return build_client(os.environ["OPENAI_BASE_URL"], os.environ["OPENAI_API_KEY"])
-
-
-@dataclass(frozen=True)
-class Baseline:
-    """The orchestrator's requests, replayed by hand."""
-
-    bodies: list[Body]  # plan first, synthesize last
-    timeouts: dict[str, float]  # model name -> the timeout its profile sends
-    clients: int  # clients built per run
-
-    async def run(self) -> None:
-        """Plan, then every solve at once, then the streamed synthesis."""
-        plan_body, *solve_bodies, synth_body = self.bodies
-        async with AsyncExitStack() as stack:
-            clients = [new_client() for _ in range(self.clients)]
-            for c in clients:
-                stack.push_async_callback(c.close)
-            client = clients[0]  # one endpoint: orchestrator too sends everything to one
-            plan = await self.call(client, plan_body)
-            subproblems = json.loads(plan["choices"][0]["message"]["content"])["subproblems"]
-            assert len(subproblems) == len(solve_bodies)
-            await asyncio.gather(*(self.call(client, b) for b in solve_bodies))
-            await self.stream(client, synth_body)
-
-    async def post(self, client: openai.AsyncOpenAI, body: Body) -> Any:
-        """The request path orchestrator uses: the client's `post` with the body as it is, the
-        response handed over unread (as `with_streaming_response` does)."""
-        options: Any = {
-            "headers": {RAW_RESPONSE: "stream"},
-            "timeout": self.timeouts[body["model"]],
-        }
-        return await client.post("/chat/completions", cast_to=object, body=body, options=options)
-
-    async def call(self, client: openai.AsyncOpenAI, body: Body) -> Any:
-        response = await self.post(client, body)
-        try:
-            return json.loads(await response.read())
-        finally:
-            await response.close()
-
-    async def stream(self, client: openai.AsyncOpenAI, body: Body) -> None:
-        response = await self.post(client, body)
-        try:
-            async for line in response.iter_lines():
-                if line.startswith("data: ") and line != "data: [DONE]":
-                    json.loads(line[6:])
-        finally:
-            await response.close()
-
-
 def serve(conn: Connection, nagle: bool) -> None:
     """The fake server, in its own process so that it does not compete for our GIL."""
     # tests/fakehttp.py sends headers and body in two writes: with Nagle on, a reused
@@ -176,41 +117,6 @@ def serve(conn: Connection, nagle: bool) -> None:
             server.configure_model("write-model")
             server.configure_model("think-model", reasoning=True)
             server.set_plan(plan)
-
-
-def record_bodies(requests: list[Request]) -> list[Body]:
-    """The orchestrator's requests, plan first and synthesize last."""
-    plan = [body for is_plan, body, _ in requests if is_plan]
-    rest = [body for is_plan, body, _ in requests if not is_plan]
-    synth = [b for b in rest if b.get("stream")]
-    solves = [b for b in rest if not b.get("stream")]
-    assert len(plan) == 1 and len(synth) == 1, (len(plan), len(synth))
-    return [*plan, *solves, *synth]
-
-
-def fingerprint(requests: list[Request]) -> Counter[str]:
-    """Requests as a multiset of (body, headers but the connection's own)."""
-    return Counter(
-        json.dumps([body, {k: v for k, v in headers.items() if k != "host"}], sort_keys=True)
-        for _, body, headers in requests
-    )
-
-
-@contextmanager
-def counting_clients() -> Iterator[list[int]]:
-    """Count the http clients built for `openai` while inside (orchestrator's ClientPool)."""
-    built, original = [0], openai.DefaultAsyncHttpxClient
-
-    class Counted(openai.DefaultAsyncHttpxClient):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            built[0] += 1
-            super().__init__(*args, **kwargs)
-
-    openai.DefaultAsyncHttpxClient = Counted
-    try:
-        yield built
-    finally:
-        openai.DefaultAsyncHttpxClient = original
 
 
 def one_run(server: Connection, runner: Runner, plan: dict[str, Any]) -> tuple[float, Any, float]:
