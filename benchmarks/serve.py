@@ -232,9 +232,11 @@ def one_round(
     with tempfile.TemporaryDirectory() as home:
         env = bench_env(base_url, home)
         out["serve"] = client_of(start_serve(path, env, n), env, *options, "--record", record)
-    # The HTTP stack alone, answering with the response serve just sent (asgi_floor.py).
-    floor = [sys.executable, str(ROOT / "benchmarks" / "asgi_floor.py"), record]
-    out["bare"] = client_of(start_server(floor, env), env, *options)
+    # The HTTP stack alone, answering with the response serve just sent; then serve's own app
+    # replaying one run's events in place of the workflow (asgi_floor.py).
+    floor = [sys.executable, str(ROOT / "benchmarks" / "asgi_floor.py")]
+    out["bare"] = client_of(start_server([*floor, record], env), env, *options)
+    out["replayed"] = client_of(start_server([*floor, "--replay", path], env), env, *options)
     return out
 
 
@@ -245,13 +247,13 @@ def pct(values: list[float], q: float) -> float:
 
 def summarize(rounds: list[dict[str, dict[str, Any]]], n: int) -> dict[str, Any]:
     figures: dict[str, Any] = {}
-    for side in ("sdk", "serve", "bare"):
+    for side in ("sdk", "serve", "bare", "replayed"):
         latencies = [x for r in rounds for x in r[side]["latencies"]]
         figures[side] = {
             "p50_ms": round(1000 * pct(latencies, 0.5), 1),
             "p95_ms": round(1000 * pct(latencies, 0.95), 1),
             "requests_per_s": round(statistics.median(n / r[side]["wall"] for r in rounds), 1),
-            # the SDK's process, or the server's: where the workflow runs (bare: none does)
+            # the SDK's process, or the server's: where the workflow runs (or is replayed)
             "cpu_ms_per_request": round(
                 1000 * sum(r[side]["cpu"] for r in rounds) / n / len(rounds), 2
             ),
@@ -313,7 +315,7 @@ def main() -> None:
         )
     client = figures["serve"]["client_cpu_ms_per_request"]
     print(f"       (serve's HTTP client: {client:.2f} ms CPU per request, not counted above)")
-    added, bare = figures["added"], figures["bare"]
+    added, bare, replayed = figures["added"], figures["bare"], figures["replayed"]
     print(
         f"added by serve: p50 {added['p50_ms']:+.1f} ms, p95 {added['p95_ms']:+.1f} ms, "
         f"{added['cpu_ms_per_request']:+.2f} ms server CPU per request "
@@ -324,6 +326,11 @@ def main() -> None:
         f"the HTTP stack alone (asgi_floor.py: uvicorn + Starlette sending serve's recorded "
         f"response, no workflow, the same client): {bare['cpu_ms_per_request']:.2f} ms server "
         f"CPU per request, p50 {bare['p50_ms']:.1f} ms, {bare['requests_per_s']:.1f} req/s"
+    )
+    print(
+        f"serve's app with a recorded run replayed in place of the workflow (asgi_floor.py "
+        f"--replay: no model call, no storage): {replayed['cpu_ms_per_request']:.2f} ms server "
+        f"CPU per request, p50 {replayed['p50_ms']:.1f} ms, {replayed['requests_per_s']:.1f} req/s"
     )
 
 
