@@ -116,7 +116,7 @@ class OtelRun:
             return first
         carrier: dict[str, str] = {}
         TraceContextTextMapPropagator().inject(carrier, self._context(self.run))
-        return carrier.get("traceparent")  # none from a span that is not recorded
+        return carrier.get("traceparent")  # none when the span has no valid context (no-op)
 
     def _context(self, span: Span | None) -> Any:
         return trace.set_span_in_context(span) if span is not None else None
