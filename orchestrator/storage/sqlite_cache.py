@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import os
 import sqlite3
 from pathlib import Path
@@ -23,7 +22,7 @@ from .base import CacheStats
 from .cache_writes import COLUMNS, SELECT_ANSWER, Row, WriteBehindCache
 from .diagnose import translating, use_wal
 from .migrations import Migration, migrate
-from .sqlite_thread import on_thread, write_rows
+from .sqlite_thread import writing
 
 BUSY_TIMEOUT_S = 30.0
 
@@ -134,7 +133,7 @@ class SqliteResponseCache(WriteBehindCache):
 
 async def _in_transaction(db: aiosqlite.Connection, sql: str, rows: list[Row]) -> None:
     # BEGIN IMMEDIATE, the rows, COMMIT (or a rollback) in one trip to the connection's thread.
-    await on_thread(db, functools.partial(write_rows, statements=[(sql, rows)]))
+    await writing(db)([(sql, rows)])
 
 
 def _disk_size(path: Path) -> int:
