@@ -134,7 +134,6 @@ async def stream_run(
     ):
         session = _Session(setup, storage, run_id, pool)
         graph_input = await session.prepare(start, decision)
-        session.start_trace(resumed=start is None)
         try:
             async with contextlib.aclosing(session.events(graph_input, start)) as events:
                 async for event in events:
@@ -158,7 +157,6 @@ class _Session:
         )
         self.pool = pool  # shared with the runs in flight beside it: warm connections
         self._step_rows: list[asyncio.Future[None]] = []
-        self._prior_metadata: Mapping[str, Any] = {}  # the latest checkpoint's, once prepared
 
     async def _record(self, call: CallRecord) -> None:
         await self.storage.runs.add_call(self.run_id, call)
@@ -201,14 +199,12 @@ class _Session:
         prior = await self.graph.aget_state(self.config)
         graph_input = _graph_input(self.setup, self.run_id, prior, start, decision)
         self.tracker.observe(prior.values)
-        self._prior_metadata = prior.metadata or {}
-        return graph_input
-
-    def start_trace(self, resumed: bool) -> None:
-        # Kept in every checkpoint this attempt writes, for the attempts after it.
-        keep = self.tracer.start(resumed, self._prior_metadata)
+        # The trace starts here, where the latest checkpoint's metadata is at hand; what it
+        # returns is kept in every checkpoint this attempt writes, for the attempts after it.
+        keep = self.tracer.start(resumed=start is None, metadata=prior.metadata or {})
         if keep:
             self.config["metadata"] = {**self.config.get("metadata", {}), **keep}
+        return graph_input
 
     async def events(
         self, graph_input: dict[str, Any] | Command[Any] | None, start: dict[str, Any] | None
