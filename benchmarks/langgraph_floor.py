@@ -99,23 +99,24 @@ async def drain(app: CompiledStateGraph[Any], thread: str, durable: bool) -> Non
     assert final.get("answer"), final  # every node ran
 
 
+async def run_on(app: CompiledStateGraph[Any], path: Path | None, thread: str) -> None:
+    """One run of `app`, compiled without a checkpointer: bound (a copy, as orchestrator binds
+    its graph) to LangGraph's SQLite saver at `path`, opened for the run and closed after it,
+    with durability "sync"; or, with no `path`, run with no checkpointer."""
+    if path is None:
+        await drain(app, thread, durable=False)
+        return
+    async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
+        await drain(app.copy(update={"checkpointer": saver}), thread, durable=True)
+
+
 def runner(mode: str, n: int, path: Path) -> Callable[[str], Coroutine[Any, Any, None]]:
     graph = build(n)
-    if mode == "none":
-        plain = graph.compile()
-        return lambda thread: drain(plain, thread, durable=False)
     if mode == "memory":
         kept = graph.compile(checkpointer=InMemorySaver())
         return lambda thread: drain(kept, thread, durable=True)
-
-    compiled = graph.compile()
-
-    async def on_sqlite(thread: str) -> None:
-        async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
-            # Each run binds a copy of the compiled graph to its saver, as orchestrator does.
-            await drain(compiled.copy(update={"checkpointer": saver}), thread, durable=True)
-
-    return on_sqlite
+    compiled, on = graph.compile(), (path if mode == "sqlite" else None)
+    return lambda thread: run_on(compiled, on, thread)
 
 
 Body = dict[str, Any]
@@ -139,7 +140,7 @@ class HandWired:
 
     @cached_property
     def graph(self) -> CompiledStateGraph[Any]:
-        """Compiled once; each run binds a copy to its saver (as orchestrator does)."""
+        """Compiled once; each run binds a copy to its saver (`run_on`)."""
         plan_body, *solve_bodies, synth_body = self.bodies
 
         async def plan(state: State) -> dict[str, Any]:
@@ -163,13 +164,8 @@ class HandWired:
             clients = [self.new_client() for _ in range(self.clients)]
             for c in clients:
                 stack.push_async_callback(c.close)
-            saver = None
-            if self.path is not None:
-                opened = AsyncSqliteSaver.from_conn_string(str(self.path))
-                saver = await stack.enter_async_context(opened)
             _client.set(clients[0])
-            app = self.graph.copy(update={"checkpointer": saver}) if saver else self.graph
-            await drain(app, uuid.uuid4().hex, durable=saver is not None)
+            await run_on(self.graph, self.path, uuid.uuid4().hex)
 
 
 def checkpoints_per_run(path: Path, runs: int) -> float:
